@@ -1,0 +1,299 @@
+"""``analyze``: the standard ESD and FARMS of every layer of a model, as one ``Analysis``."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ._cache import SPECTRA, fingerprint
+from ._params import AnalysisParams
+from .fits import PowerLawFit, fit_power_law
+from .matrices import LayerMatrix, SkippedLayer, iter_layers
+from .metrics import spectral_metrics
+from .spectra import esd_eigenvalues, farms_window_eigenvalues, pooled
+from .windows import WindowGrid, window_grid
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+class NothingToAnalyzeError(ValueError):
+    """The model holds no weight that can be analysed."""
+
+
+@dataclass(frozen=True)
+class LayerSpectrum:
+    """One layer's ESD under one method, with its fit.
+
+    Attributes
+    ----------
+    layer, method, kind : the layer's qualified name, "esd" or "farms", and its module kind.
+    rows, cols, num_slices : the matrix shape (per slice; convolutions have one slice per
+        kernel position).
+    eigenvalues : sorted float64 eigenvalues (for FARMS, every window's pooled).
+    window_eigenvalues : FARMS only, one row per window (its own ESD).
+    grid : FARMS only, the window geometry.
+    fit : the power-law fit of ``eigenvalues``.
+    metrics : WeightWatcher-named metrics of ``eigenvalues``.
+    """
+
+    layer: str
+    method: str
+    kind: str
+    rows: int
+    cols: int
+    num_slices: int
+    eigenvalues: np.ndarray
+    fit: PowerLawFit
+    metrics: dict
+    grid: WindowGrid | None = None
+    window_eigenvalues: np.ndarray | None = None
+
+    def row(self) -> dict:
+        """This spectrum as one row of :meth:`Analysis.to_pandas`."""
+        g = self.grid
+        farms = g is not None
+        return {
+            "layer": self.layer,
+            "method": self.method,
+            "kind": self.kind,
+            "rows": self.rows,
+            "cols": self.cols,
+            "num_slices": self.num_slices,
+            "aspect_ratio": max(self.rows, self.cols) / min(self.rows, self.cols),
+            "alpha": self.fit.alpha,
+            "xmin": self.fit.xmin,
+            "D": self.fit.D,
+            "n_tail": self.fit.n_tail,
+            "fit": self.fit.fit,
+            "num_windows": g.num_windows * self.num_slices if farms else self.num_slices,
+            "window_rows": g.window_rows if farms else self.rows,
+            "window_cols": g.window_cols if farms else self.cols,
+            "coverage": g.coverage if farms else 1.0,
+            "window_clamped": g.clamped if farms else False,
+            "covers_whole_matrix": g.covers_whole_matrix if farms else True,
+            **self.metrics,
+        }
+
+
+COLUMNS = (
+    "layer method kind rows cols num_slices aspect_ratio alpha xmin D n_tail fit num_windows "
+    "window_rows window_cols coverage window_clamped covers_whole_matrix lambda_max spectral_norm "
+    "norm log_norm log_spectral_norm stable_rank alpha_weighted num_eigs"
+).split()
+
+
+@dataclass
+class Analysis:
+    """The result of :func:`analyze`.
+
+    Attributes
+    ----------
+    params : the parameters used (``params.as_dict()`` for a plain dict).
+    layers : analysed layer names in model order.
+    skipped : every weight-holding module that was not analysed, with its reason.
+    spectra : (layer, method) -> :class:`LayerSpectrum`.
+    seconds : wall time of the run.
+    """
+
+    params: AnalysisParams
+    layers: list[str]
+    skipped: list[SkippedLayer]
+    spectra: dict[tuple[str, str], LayerSpectrum] = field(repr=False)
+    seconds: float = 0.0
+
+    @property
+    def methods(self) -> list[str]:
+        return [m for m in ("esd", "farms") if any(k[1] == m for k in self.spectra)]
+
+    def spectrum(self, layer: str, method: str = "farms") -> LayerSpectrum:
+        """The :class:`LayerSpectrum` of one layer under one method."""
+        try:
+            return self.spectra[(layer, method)]
+        except KeyError:
+            known = ", ".join(self.layers[:5]) + (" ..." if len(self.layers) > 5 else "")
+            raise KeyError(f"no {method!r} spectrum for layer {layer!r}; analysed layers: {known}; "
+                           f"methods: {self.methods}") from None
+
+    def eigenvalues(self, layer: str, method: str = "farms") -> np.ndarray:
+        """Sorted eigenvalues of one layer (pooled over the windows for FARMS)."""
+        return self.spectrum(layer, method).eigenvalues
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per (layer, method), layers in model order.
+
+        Columns: layer, method, kind, rows, cols, num_slices, aspect_ratio (long side /
+        short side), alpha, xmin, D, n_tail, fit, num_windows, window_rows, window_cols,
+        coverage (fraction of entries some window covers), window_clamped,
+        covers_whole_matrix (FARMS equals the ESD there), lambda_max, spectral_norm, norm,
+        log_norm, log_spectral_norm, stable_rank, alpha_weighted, num_eigs. For FARMS the
+        spectral metrics describe the pooled window sample. The standard ESD counts as one
+        window covering the whole matrix.
+        """
+        rows = [self.spectra[(layer, m)].row() for layer in self.layers for m in self.methods
+                if (layer, m) in self.spectra]
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+    def skipped_frame(self) -> pd.DataFrame:
+        """The skipped layers as a DataFrame: layer, kind, shape, reason."""
+        return pd.DataFrame([{"layer": s.name, "kind": s.kind, "shape": "x".join(map(str, s.shape)),
+                              "reason": s.reason} for s in self.skipped],
+                            columns=["layer", "kind", "shape", "reason"])
+
+    def alphas(self, method: str = "farms") -> dict[str, float]:
+        """layer -> alpha for one method, in model order."""
+        return {layer: self.spectra[(layer, method)].fit.alpha for layer in self.layers
+                if (layer, method) in self.spectra}
+
+
+def _grid_for(matrix: LayerMatrix, params: AnalysisParams) -> WindowGrid:
+    return window_grid(matrix.rows, matrix.cols, params.window, params.q, params.windows_per_dim,
+                       params.stride)
+
+
+def _load(matrix: LayerMatrix, device: torch.device | None) -> torch.Tensor:
+    slices = matrix.load()
+    if device is not None:
+        slices = slices.to(device)
+    return slices
+
+
+def _fit(key: tuple, eigenvalues: np.ndarray, fit: str) -> PowerLawFit:
+    return SPECTRA.get_or_compute(("fit", key, fit), lambda: fit_power_law(eigenvalues, fit))
+
+
+def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisParams,
+                   weight_key: tuple | None = None) -> list[LayerSpectrum]:
+    """The spectra of one layer's (num_slices, rows, cols) weight under ``params``.
+
+    ``weight_key`` (a fingerprint of the weight) enables the cache; None computes afresh.
+    """
+    out = []
+    common = dict(layer=matrix.name, kind=matrix.kind, rows=matrix.rows, cols=matrix.cols,
+                  num_slices=matrix.num_slices)
+    scale = matrix.eigenvalue_scale
+
+    def cached(key, compute):
+        return compute() if weight_key is None else SPECTRA.get_or_compute(key, compute)
+
+    if params.wants_esd:
+        key = ("esd", weight_key, scale)
+        eig = cached(key, lambda: esd_eigenvalues(slices, scale))
+        fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
+        out.append(LayerSpectrum(method="esd", eigenvalues=eig, fit=fit,
+                                 metrics=spectral_metrics(eig, fit), **common))
+    if params.wants_farms:
+        grid = _grid_for(matrix, params)
+        key = ("farms", weight_key, scale, grid)
+        windows = cached(key, lambda: farms_window_eigenvalues(slices, grid, scale))
+        eig = cached(("pooled",) + key, lambda: pooled(windows))
+        fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
+        out.append(LayerSpectrum(method="farms", eigenvalues=eig, fit=fit, grid=grid,
+                                 window_eigenvalues=windows, metrics=spectral_metrics(eig, fit),
+                                 **common))
+    return out
+
+
+def _progress_reporter(progress: bool | ProgressCallback, total: int):
+    if callable(progress):
+        return progress, None
+    if not progress:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="farms_viz", unit="layer", leave=False)
+
+    def report(done: int, total_: int, name: str) -> None:
+        bar.set_postfix_str(name, refresh=False)
+        bar.update(1)
+
+    return report, bar
+
+
+def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = "both", window: int = 100,
+            q: float = 1.0, windows_per_dim: int = 10, stride: int | None = None, fit: str = "median",
+            conv_norm: float = 0.5, device: str | torch.device | None = None,
+            include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None,
+            progress: bool | ProgressCallback = True) -> Analysis:
+    """Standard ESD and/or FARMS of every weight matrix of ``model``.
+
+    Parameters
+    ----------
+    model : an ``nn.Module`` or a state dict (name -> tensor). Never modified.
+    method : "esd" (standard ESD), "farms" or "both".
+    window : rows m of a FARMS window (clamped to the layer; flagged in the results).
+    q : aspect ratio Q of every window: m x floor(m * Q).
+    windows_per_dim : windows k along each dimension (a k x k grid).
+    stride : explicit stride in entries instead of the k x k grid.
+    fit : "median" (PL_Alpha_Hill, the paper's metric), "peak" (reference xmin_peak, used for
+        LLM pruning) or "ks" (WeightWatcher's default).
+    conv_norm : eigenvalue factor for convolution slices.
+    device : compute device; None computes each layer on the device its weight lives on.
+    include, exclude : glob patterns on layer names.
+    progress : True for a tqdm bar, False for none, or a callback ``f(done, total, layer)``.
+
+    Returns
+    -------
+    Analysis
+
+    Examples
+    --------
+    >>> import torch.nn as nn, farms_viz
+    >>> result = farms_viz.analyze(nn.Linear(256, 64), window=32, progress=False)
+    >>> result.to_pandas()[["method", "alpha"]].shape
+    (2, 2)
+    """
+    params = AnalysisParams(method=method, window=window, q=q, windows_per_dim=windows_per_dim,
+                            stride=stride, fit=fit, conv_norm=conv_norm)
+    include = [include] if isinstance(include, str) else include
+    exclude = [exclude] if isinstance(exclude, str) else exclude
+    target = torch.device(device) if device is not None else None
+    start = time.perf_counter()
+
+    items = list(iter_layers(model, conv_norm=params.conv_norm, include=include, exclude=exclude))
+    matrices = [m for m in items if isinstance(m, LayerMatrix)]
+    skipped = [s for s in items if isinstance(s, SkippedLayer)]
+    report, bar = _progress_reporter(progress, len(matrices))
+    spectra: dict[tuple[str, str], LayerSpectrum] = {}
+    layers: list[str] = []
+    try:
+        for done, matrix in enumerate(matrices, start=1):
+            with torch.no_grad():
+                slices = _load(matrix, target)
+                if not bool(torch.isfinite(slices).all()):
+                    skipped.append(SkippedLayer(matrix.name, matrix.kind, tuple(slices.shape[1:]),
+                                                "non-finite values (NaN or Inf) in the weight"))
+                else:
+                    for spectrum in analyze_matrix(matrix, slices, params, fingerprint(slices)):
+                        spectra[(matrix.name, spectrum.method)] = spectrum
+                    layers.append(matrix.name)
+                del slices
+            if report is not None:
+                report(done, len(matrices), matrix.name)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    if not layers:
+        reasons = "\n".join(f"  {s.name} {list(s.shape)}: {s.reason}" for s in skipped) or "  (no weights found)"
+        raise NothingToAnalyzeError(
+            "nothing to analyse: no Linear, Embedding, Conv or attention weight with at least 8 "
+            f"eigenvalues passed. Skipped:\n{reasons}\nCheck include/exclude, or pass a model with such layers.")
+    whole = [n for n in layers if (n, "farms") in spectra and spectra[(n, "farms")].grid.covers_whole_matrix]
+    if whole:
+        warnings.warn(
+            f"window {params.window} covers the whole matrix of {len(whole)} layer(s) "
+            f"({', '.join(whole[:3])}{' ...' if len(whole) > 3 else ''}): FARMS equals the standard ESD "
+            "there; use a smaller window to sample them.", stacklevel=2)
+    order = {s.name: i for i, s in enumerate(items)}
+    skipped.sort(key=lambda s: order.get(s.name, len(order)))
+    return Analysis(params, layers, skipped, spectra, time.perf_counter() - start)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for farms_viz: system packages, the pinned CPU torch,
+# the package with its extras, and the bundled front end.
+# Usage: bash scripts/setup.sh [--test]   (--test also installs test tools and Chromium)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="lab"
+if [[ "${1:-}" == "--test" ]]; then extras="lab,test"; fi
+
+if [[ "$extras" == *test* ]] && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+
+PY=${PYTHON:-python3}
+# A CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
+if ! $PY -c "import torch" >/dev/null 2>&1; then
+  $PY -m pip install -q torch==2.13.0
+fi
+
+if [[ ! -f farms_viz/static/widget.js ]] || [[ js/src -nt farms_viz/static/widget.js ]]; then
+  (cd js && npm ci --no-audit --no-fund --silent && npm run build --silent)
+fi
+
+$PY -m pip install -q -e ".[${extras}]"
