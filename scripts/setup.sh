@@ -22,7 +22,7 @@ if ! $PY -c "import torch" >/dev/null 2>&1; then
   $PY -m pip install -q torch==2.13.0
 fi
 
-if [[ ! -f farms_viz/static/widget.js ]] || [[ js/src -nt farms_viz/static/widget.js ]]; then
+if [[ -f js/package.json ]] && { [[ ! -f farms_viz/static/widget.js ]] || [[ -n "$(find js/src js/package.json -newer farms_viz/static/widget.js 2>/dev/null)" ]]; }; then
   (cd js && npm ci --no-audit --no-fund --silent && npm run build --silent)
 fi
 
