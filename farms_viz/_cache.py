@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -19,7 +19,20 @@ import torch
 _SAMPLE = 4096
 
 
-def fingerprint(weight: torch.Tensor) -> tuple:
+class WeightKey(NamedTuple):
+    """Identifies a weight's values: storage, version counter, a float64 sum and a sample."""
+
+    data_ptr: int
+    shape: tuple
+    stride: tuple
+    dtype: str
+    device: str
+    version: int
+    total: float
+    sample: float
+
+
+def fingerprint(weight: torch.Tensor) -> WeightKey:
     """A key that changes whenever the tensor's values (very likely) change."""
     flat = weight.detach().reshape(-1)
     step = max(1, flat.numel() // _SAMPLE)
@@ -27,8 +40,8 @@ def fingerprint(weight: torch.Tensor) -> tuple:
     total = float(torch.sum(flat, dtype=torch.float64))
     sample_key = float((sample * torch.arange(1, sample.numel() + 1, dtype=torch.float64,
                                               device=sample.device)).sum())
-    return (weight.data_ptr(), tuple(weight.shape), tuple(weight.stride()), str(weight.dtype),
-            str(weight.device), weight._version, total, sample_key)
+    return WeightKey(weight.data_ptr(), tuple(weight.shape), tuple(weight.stride()), str(weight.dtype),
+                     str(weight.device), weight._version, total, sample_key)
 
 
 class SpectrumCache:

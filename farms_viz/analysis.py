@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -203,6 +205,87 @@ def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisPa
     return out
 
 
+class Executor(Protocol):
+    """What ``analyze(executor=...)`` needs: ``submit(fn, *args)`` -> a future with ``result()``."""
+
+    def submit(self, fn: Callable, /, *args, **kwargs): ...
+
+
+LayerOutcome = tuple[str, "list[LayerSpectrum] | SkippedLayer"]
+
+
+def _non_finite(matrix: LayerMatrix, slices: torch.Tensor) -> SkippedLayer | None:
+    if bool(torch.isfinite(slices).all()):
+        return None
+    return SkippedLayer(matrix.name, matrix.kind, tuple(slices.shape[1:]),
+                        "non-finite values (NaN or Inf) in the weight")
+
+
+def _local_results(matrices: deque, params: AnalysisParams, target: torch.device | None
+                   ) -> Iterator[LayerOutcome]:
+    while matrices:
+        matrix = matrices.popleft()
+        with torch.no_grad():
+            slices = _load(matrix, target)
+            problem = _non_finite(matrix, slices)
+            outcome = problem or analyze_matrix(matrix, slices, params, fingerprint(slices))
+            del slices
+        name = matrix.name
+        del matrix
+        yield name, outcome
+
+
+def _unavailable() -> torch.Tensor:
+    raise RuntimeError("this layer's weight travels with the task; it has no loader here")
+
+
+def analyze_layer_task(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisParams,
+                       device: str | None = None) -> list[LayerSpectrum]:
+    """One layer's spectra on whichever process runs it: the unit ``analyze(executor=...)`` submits.
+
+    ``matrix`` carries the layer's metadata only (its loader cannot travel); ``slices`` is the
+    (num_slices, rows, cols) weight itself. No cache: the worker computes afresh.
+    """
+    with torch.no_grad():
+        if device is not None:
+            slices = slices.to(device)
+        return analyze_matrix(matrix, slices, params, None)
+
+
+def _in_flight_limit(executor: Executor) -> int:
+    workers = getattr(executor, "_max_workers", None)  # concurrent.futures pools
+    client = getattr(executor, "_client", executor)  # dask's ClientExecutor wraps a Client
+    if workers is None and hasattr(client, "scheduler_info"):
+        try:
+            workers = len(client.scheduler_info().get("workers", {}))
+        except Exception:  # noqa: BLE001 - a scheduler that cannot answer: use the default
+            workers = None
+    return 2 * max(1, workers or 2)
+
+
+def _executor_results(matrices: deque, params: AnalysisParams, device: str | torch.device | None,
+                      executor: Executor) -> Iterator[LayerOutcome]:
+    limit = _in_flight_limit(executor)
+    device = str(device) if device is not None else None
+    in_flight: deque = deque()  # (name, future or finished outcome), in model order
+    while matrices or in_flight:
+        while matrices and len(in_flight) < limit:
+            matrix = matrices.popleft()
+            with torch.no_grad():
+                # A compact CPU copy: a view would pickle its whole (possibly mapped) storage.
+                slices = matrix.load().detach().to("cpu", copy=True).contiguous()
+            problem = _non_finite(matrix, slices)
+            if problem is not None:
+                in_flight.append((matrix.name, problem))
+            else:
+                metadata = replace(matrix, load=_unavailable, source=None)
+                in_flight.append((matrix.name, executor.submit(analyze_layer_task, metadata, slices,
+                                                               params, device)))
+            del matrix, slices
+        name, pending = in_flight.popleft()
+        yield name, pending if isinstance(pending, SkippedLayer) else pending.result()
+
+
 def _progress_reporter(progress: bool | ProgressCallback, total: int):
     if callable(progress):
         return progress, None
@@ -223,7 +306,7 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = "bot
             q: float = 1.0, windows_per_dim: int = 10, stride: int | None = None, fit: str = "median",
             conv_norm: float = 0.5, device: str | torch.device | None = None,
             include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None,
-            progress: bool | ProgressCallback = True) -> Analysis:
+            progress: bool | ProgressCallback = True, executor: Executor | None = None) -> Analysis:
     """Standard ESD and/or FARMS of every weight matrix of ``model``.
 
     Parameters
@@ -240,6 +323,10 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = "bot
     device : compute device; None computes each layer on the device its weight lives on.
     include, exclude : glob patterns on layer names.
     progress : True for a tqdm bar, False for none, or a callback ``f(done, total, layer)``.
+    executor : any ``concurrent.futures``-style executor (an object with ``submit`` returning
+        futures with ``result()``), e.g. a ``dask.distributed.Client``: each layer's spectra are
+        computed there (on ``device``, if given) with the same results as locally. A bounded
+        number of layers is in flight at once. None computes here.
 
     Returns
     -------
@@ -260,26 +347,30 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = "bot
     start = time.perf_counter()
 
     items = list(iter_layers(model, conv_norm=params.conv_norm, include=include, exclude=exclude))
-    matrices = [m for m in items if isinstance(m, LayerMatrix)]
+    order = {item.name: i for i, item in enumerate(items)}
+    # A deque popped as we go: each layer's weight is released once analysed (a lazily opened
+    # checkpoint then unmaps it), so memory holds about one layer, not the model.
+    matrices = deque(m for m in items if isinstance(m, LayerMatrix))
     skipped = [s for s in items if isinstance(s, SkippedLayer)]
-    report, bar = _progress_reporter(progress, len(matrices))
+    del items
+    total = len(matrices)
+    report, bar = _progress_reporter(progress, total)
     spectra: dict[tuple[str, str], LayerSpectrum] = {}
     layers: list[str] = []
+    results = (_local_results(matrices, params, target) if executor is None
+               else _executor_results(matrices, params, device, executor))
     try:
-        for done, matrix in enumerate(matrices, start=1):
-            with torch.no_grad():
-                slices = _load(matrix, target)
-                if not bool(torch.isfinite(slices).all()):
-                    skipped.append(SkippedLayer(matrix.name, matrix.kind, tuple(slices.shape[1:]),
-                                                "non-finite values (NaN or Inf) in the weight"))
-                else:
-                    for spectrum in analyze_matrix(matrix, slices, params, fingerprint(slices)):
-                        spectra[(matrix.name, spectrum.method)] = spectrum
-                    layers.append(matrix.name)
-                del slices
+        for done, (name, outcome) in enumerate(results, start=1):
+            if isinstance(outcome, SkippedLayer):
+                skipped.append(outcome)
+            else:
+                for spectrum in outcome:
+                    spectra[(name, spectrum.method)] = spectrum
+                layers.append(name)
             if report is not None:
-                report(done, len(matrices), matrix.name)
+                report(done, total, name)
     finally:
+        results.close()
         if bar is not None:
             bar.close()
 
@@ -294,6 +385,5 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = "bot
             f"window {params.window} covers the whole matrix of {len(whole)} layer(s) "
             f"({', '.join(whole[:3])}{' ...' if len(whole) > 3 else ''}): FARMS equals the standard ESD "
             "there; use a smaller window to sample them.", stacklevel=2)
-    order = {s.name: i for i, s in enumerate(items)}
     skipped.sort(key=lambda s: order.get(s.name, len(order)))
     return Analysis(params, layers, skipped, spectra, time.perf_counter() - start)

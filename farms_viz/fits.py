@@ -146,7 +146,7 @@ def fit_power_law(eigenvalues: np.ndarray, fit: str = "median") -> PowerLawFit:
 
     Parameters
     ----------
-    eigenvalues : 1-D ascending array (float64 recommended).
+    eigenvalues : 1-D array, ascending (sorted here if it is not); float64 recommended.
     fit : "median" -> xmin at index floor(N/2) (PL_Alpha_Hill);
           "peak" -> KS argmin over candidates near the log-histogram peak (reference-compatible);
           "ks" -> KS argmin over every eigenvalue above 1e-5 (WeightWatcher's default).
@@ -157,6 +157,8 @@ def fit_power_law(eigenvalues: np.ndarray, fit: str = "median") -> PowerLawFit:
     2.4427
     """
     x = np.asarray(eigenvalues, dtype=np.float64)
+    if x.size > 1 and np.any(x[1:] < x[:-1]):
+        x = np.sort(x)
     if fit == "ks":
         x = x[x > KS_TOLERANCE]
     if x.size < 2 or not x[-1] > 0:

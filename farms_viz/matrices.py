@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 MIN_EIGENVALUES = 8
+# The layer name of a weight held by the model object itself (e.g. a bare nn.Linear).
+ROOT_NAME = "(model)"
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,14 @@ def _module_kind(module: nn.Module) -> str | None:
 
 def _module_layers(model: nn.Module, conv_norm: float) -> Iterator[LayerMatrix | SkippedLayer]:
     for name, module in model.named_modules():
+        name = name or ROOT_NAME
         if isinstance(module, nn.MultiheadAttention):
             yield from _attention_layers(name, module, conv_norm)
             continue
-        weight = module._parameters.get("weight") if hasattr(module, "_parameters") else None
+        if hasattr(module, "_packed_params"):  # torch.ao quantized Linear and friends
+            yield SkippedLayer(name, type(module).__name__, (), "quantized module: dequantize it to analyse it")
+            continue
+        weight = module._parameters.get("weight")
         kind = _module_kind(module)
         if kind is not None:
             if weight is None:

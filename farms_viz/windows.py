@@ -87,7 +87,7 @@ def window_grid(rows: int, cols: int, window: int, q: float, windows_per_dim: in
     # The reference does not guard w > cols; shrink m until the window fits.
     while m > 1 and math.floor(m * q) > cols:
         m -= 1
-    w = max(1, math.floor(m * q))
+    w = min(cols, max(1, math.floor(m * q)))
     clamped = m != window or w != math.floor(window * q)
     if stride is not None:
         row_starts = _starts(rows, m, stride, None)

@@ -1,0 +1,221 @@
+"""analyze(): layers, methods, metrics, caching, progress, and the model left untouched."""
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import farms_viz
+from farms_viz._cache import SPECTRA
+from farms_viz.analysis import COLUMNS
+
+
+class Conv1D(nn.Module):
+    """A module shaped like transformers' GPT-2 Conv1D: weight stored (in, out)."""
+
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf) / math.sqrt(nx))
+
+
+class Zoo(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(300, 32)
+        self.attn = nn.MultiheadAttention(32, 4)
+        self.norm = nn.LayerNorm(32)
+        self.fc = nn.Linear(32, 128)
+        self.gpt2 = Conv1D(64, 128)
+        self.conv = nn.Conv2d(16, 24, 3)
+        self.head = nn.Linear(128, 4)
+
+
+def test_layer_kinds_in_model_order_with_skips_listed():
+    result = farms_viz.analyze(Zoo(), window=16, progress=False)
+    assert result.layers == ["embed", "attn.q", "attn.k", "attn.v", "attn.out_proj", "fc", "gpt2", "conv"]
+    df = result.to_pandas()
+    kinds = df[df.method == "esd"].set_index("layer").kind.to_dict()
+    assert kinds["attn.q"] == "attention_in_proj" and kinds["gpt2"] == "conv1d_hf"
+    skipped = {s.name: s.reason for s in result.skipped}
+    assert "too small" in skipped["head"]
+    assert "1-D" in skipped["norm"]
+
+
+def test_columns_are_documented_and_complete():
+    df = farms_viz.analyze(nn.Linear(64, 32), window=16, progress=False).to_pandas()
+    assert list(df.columns) == COLUMNS
+    for column in ["layer", "method", "kind", "rows", "cols", "aspect_ratio", "alpha", "xmin", "D",
+                   "num_eigs", "num_windows", "window_rows", "window_cols", "coverage", "lambda_max",
+                   "stable_rank", "log_norm", "log_spectral_norm", "alpha_weighted", "fit"]:
+        assert column in df.columns
+
+
+def test_hf_conv1d_is_transposed_to_match_linear():
+    torch.manual_seed(3)
+    linear = nn.Linear(48, 96)
+    conv = Conv1D(96, 48)
+    with torch.no_grad():
+        conv.weight.copy_(linear.weight.t())
+    a = farms_viz.analyze(nn.ModuleDict({"a": linear, "b": conv}), window=16, progress=False).to_pandas()
+    a = a.set_index(["layer", "method"])
+    assert (a.loc[("b", "farms"), ["rows", "cols"]] == a.loc[("a", "farms"), ["rows", "cols"]]).all()
+    assert a.loc[("b", "farms"), "alpha"] == pytest.approx(a.loc[("a", "farms"), "alpha"], rel=1e-12)
+
+
+def test_attention_q_k_v_are_the_packed_thirds():
+    attn = nn.MultiheadAttention(32, 4)
+    result = farms_viz.analyze(nn.ModuleDict({"attn": attn}), method="esd", progress=False)
+    w = attn.in_proj_weight.detach().double()
+    for i, part in enumerate("qkv"):
+        expected = np.sort(torch.linalg.svdvals(w[i * 32:(i + 1) * 32]).numpy() ** 2)
+        np.testing.assert_allclose(result.eigenvalues(f"attn.{part}", "esd"), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_conv_eigenvalues_are_pooled_slices_times_conv_norm():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(12, 20, (2, 3))
+    result = farms_viz.analyze(conv, method="esd", progress=False)
+    w = conv.weight.detach().double()
+    slices = [w[:, :, i, j] for i in range(2) for j in range(3)]
+    expected = np.sort(np.concatenate([torch.linalg.svdvals(s).numpy() ** 2 for s in slices]) * 0.5)
+    layer = result.layers[0]
+    np.testing.assert_allclose(result.eigenvalues(layer, "esd"), expected, rtol=1e-9)
+    assert result.to_pandas().iloc[0].num_eigs == 6 * 12
+
+
+def test_metrics_follow_weightwatcher_names():
+    torch.manual_seed(2)
+    layer = nn.Linear(80, 40)
+    row = farms_viz.analyze(layer, method="esd", progress=False).to_pandas().iloc[0]
+    x = torch.linalg.svdvals(layer.weight.detach().double()).numpy() ** 2
+    assert row.lambda_max == pytest.approx(x.max())
+    assert row.log_norm == pytest.approx(np.log10((layer.weight.double() ** 2).sum().item()))
+    assert row.stable_rank == pytest.approx(x.sum() / x.max())
+    assert row.alpha_weighted == pytest.approx(row.alpha * np.log10(x.max()))
+    assert row.aspect_ratio == 2.0 and row.num_eigs == 40
+
+
+def test_state_dict_input_matches_module_input():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 256))
+    a = farms_viz.analyze(model, window=32, progress=False).to_pandas()
+    b = farms_viz.analyze(model.state_dict(), window=32, progress=False).to_pandas()
+    pd.testing.assert_series_equal(a.alpha, b.alpha)
+
+
+def test_include_and_exclude_globs():
+    model = Zoo()
+    result = farms_viz.analyze(model, window=16, include=["attn.*"], exclude=["*.v"], progress=False)
+    assert result.layers == ["attn.q", "attn.k", "attn.out_proj"]
+    reasons = {s.name: s.reason for s in result.skipped}
+    assert "excluded by filter" in reasons["attn.v"] and "excluded by filter" in reasons["fc"]
+
+
+def test_farms_pools_every_window():
+    torch.manual_seed(5)
+    layer = nn.Linear(384, 1536)  # stored 1536 x 384, like MiniLM's FFN
+    result = farms_viz.analyze(layer, window=100, q=1.0, windows_per_dim=10, progress=False)
+    spectrum = result.spectrum(result.layers[0], "farms")
+    assert spectrum.window_eigenvalues.shape == (100, 100)
+    assert result.eigenvalues(result.layers[0], "farms").size == 10_000
+    row = result.to_pandas().set_index("method").loc["farms"]
+    assert row.num_windows == 100 and row.window_rows == 100 and row.window_cols == 100
+    # rows: 10 windows of 100 at stride 159 leave gaps; columns: stride 31 overlaps up to 379
+    assert row.coverage == pytest.approx((1000 / 1536) * (379 / 384))
+
+
+def test_window_covering_whole_layer_is_clamped_flagged_and_equals_esd():
+    layer = nn.Linear(64, 64)
+    with pytest.warns(UserWarning, match="covers the whole matrix"):
+        result = farms_viz.analyze(layer, window=2000, progress=False)
+    df = result.to_pandas().set_index("method")
+    assert bool(df.loc["farms", "covers_whole_matrix"]) and bool(df.loc["farms", "window_clamped"])
+    assert df.loc["farms", "alpha"] == df.loc["esd", "alpha"]
+
+
+def test_method_selects_rows():
+    layer = nn.Linear(64, 64)
+    assert set(farms_viz.analyze(layer, method="esd", progress=False).to_pandas().method) == {"esd"}
+    assert set(farms_viz.analyze(layer, method="farms", window=16, progress=False).to_pandas().method) == {"farms"}
+
+
+def test_new_farms_parameters_never_recompute_the_esd(monkeypatch):
+    import farms_viz.analysis as analysis_module
+
+    calls = []
+    real = analysis_module.esd_eigenvalues
+    monkeypatch.setattr(analysis_module, "esd_eigenvalues", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(64, 128), nn.Linear(128, 64))
+    farms_viz.analyze(model, window=16, progress=False)
+    first = len(calls)
+    farms_viz.analyze(model, window=24, q=0.5, windows_per_dim=3, progress=False)
+    assert first == 2 and len(calls) == 2
+
+
+def test_same_parameters_return_cached_spectra_and_training_is_picked_up():
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(64, 128), nn.Linear(128, 64))
+    first = farms_viz.analyze(model, window=16, progress=False)
+    hits = SPECTRA.hits
+    again = farms_viz.analyze(model, window=16, progress=False)
+    assert SPECTRA.hits > hits
+    assert again.eigenvalues("0", "farms") is first.eigenvalues("0", "farms")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(torch.randn(8, 64)).pow(2).sum().backward()
+    optimizer.step()
+    trained = farms_viz.analyze(model, window=16, progress=False)
+    assert not np.array_equal(trained.eigenvalues("0", "farms"), first.eigenvalues("0", "farms"))
+    np.testing.assert_allclose(
+        trained.eigenvalues("0", "esd"),
+        np.sort(torch.linalg.svdvals(model[0].weight.detach().double()).numpy() ** 2), rtol=1e-9)
+
+
+def test_changes_through_data_attribute_are_picked_up():
+    layer = nn.Linear(64, 64)
+    before = farms_viz.analyze(layer, method="esd", progress=False).eigenvalues("(model)", "esd")
+    layer.weight.data.mul_(2.0)  # .data bypasses the version counter
+    after = farms_viz.analyze(layer, method="esd", progress=False).eigenvalues("(model)", "esd")
+    np.testing.assert_allclose(after, 4 * before, rtol=1e-9)
+
+
+def test_progress_callback_reports_every_layer():
+    seen = []
+    model = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 64))
+    farms_viz.analyze(model, window=16, progress=lambda done, total, name: seen.append((done, total, name)))
+    assert seen == [(1, 3, "0"), (2, 3, "1"), (3, 3, "2")]
+
+
+def test_tqdm_progress_bar_writes_to_stderr(capsys):
+    farms_viz.analyze(nn.Linear(64, 64), window=16, progress=True)
+    assert "farms_viz" in capsys.readouterr().err
+
+
+def test_model_parameters_bit_for_bit_unchanged():
+    model = Zoo()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    versions = {k: p._version for k, p in model.named_parameters()}
+    requires = {k: p.requires_grad for k, p in model.named_parameters()}
+    for fit in ("median", "peak", "ks"):
+        farms_viz.analyze(model, window=16, fit=fit, progress=False)
+    farms_viz.analyze(model, window=16, device="cpu", stride=4, progress=False)
+    after = model.state_dict()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]) and v.dtype == after[k].dtype, k
+    assert {k: p._version for k, p in model.named_parameters()} == versions
+    assert {k: p.requires_grad for k, p in model.named_parameters()} == requires
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_half_precision_weights_are_analysed_in_float64():
+    torch.manual_seed(8)
+    layer = nn.Linear(64, 64).to(torch.bfloat16)
+    result = farms_viz.analyze(layer, method="esd", progress=False)
+    expected = np.sort(torch.linalg.svdvals(layer.weight.detach().double()).numpy() ** 2)
+    np.testing.assert_allclose(result.eigenvalues("(model)", "esd"), expected, rtol=1e-9)

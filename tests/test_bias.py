@@ -1,0 +1,60 @@
+"""The aspect-ratio bias, measured: SPEC section 6 reproduced."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import farms_viz
+
+SHAPES = [(512, 512), (1024, 512), (2048, 512), (4096, 512), (512, 2048), (512, 128)]
+STANDARD = [2.135, 2.705, 3.470, 4.467, 3.447, 3.487]
+FARMS = [2.117, 2.115, 2.116, 2.112, 2.118, 2.108]
+
+
+def gaussian_layers(shapes, sample):
+    """One Linear per shape (rows = out, cols = in), weights drawn in table order from one generator."""
+    model = nn.Sequential(*[nn.Linear(c, r, bias=False) for r, c in shapes])
+    with torch.no_grad():
+        for layer, (r, c) in zip(model, shapes):
+            layer.weight.copy_(torch.as_tensor(sample(r, c)))
+    return model
+
+
+@pytest.fixture(scope="module")
+def gaussian_analysis():
+    rng = np.random.default_rng(0)
+    model = gaussian_layers(SHAPES, lambda r, c: rng.standard_normal((r, c)) / np.sqrt(c))
+    return farms_viz.analyze(model, window=128, q=1.0, windows_per_dim=5, fit="median", progress=False)
+
+
+def test_spec_table_standard_esd(gaussian_analysis):
+    got = list(gaussian_analysis.alphas("esd").values())
+    assert got == pytest.approx(STANDARD, abs=1e-3)
+
+
+def test_spec_table_farms(gaussian_analysis):
+    got = list(gaussian_analysis.alphas("farms").values())
+    assert got == pytest.approx(FARMS, abs=1e-3)
+
+
+def test_farms_is_flat_and_standard_rises_with_aspect_ratio(gaussian_analysis):
+    df = gaussian_analysis.to_pandas()
+    farms = df[df.method == "farms"]
+    assert farms.alpha.max() - farms.alpha.min() < 0.02
+    tall = df[(df.method == "esd") & (df.cols == 512)].sort_values("aspect_ratio")
+    assert list(tall.aspect_ratio) == [1, 2, 4, 8]
+    assert np.all(np.diff(tall.alpha.to_numpy()) > 0.4)
+
+
+def test_student_t_heavy_tails_farms_flat_standard_biased():
+    shapes = [(512, 512), (2048, 512), (512, 2048)]
+    rng = np.random.default_rng(0)
+    model = gaussian_layers(shapes, lambda r, c: rng.standard_t(3, (r, c)) / np.sqrt(c))
+    result = farms_viz.analyze(model, window=128, q=1.0, windows_per_dim=5, progress=False)
+    farms = np.array(list(result.alphas("farms").values()))
+    standard = np.array(list(result.alphas("esd").values()))
+    assert farms == pytest.approx(2.04, abs=0.03)
+    assert farms.max() - farms.min() < 0.02
+    assert standard[0] == pytest.approx(2.09, abs=0.03)
+    assert standard[1] > 3.1 and standard[2] > 3.1
