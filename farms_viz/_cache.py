@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 _SAMPLE = 4096
+_SUM_CHUNK = 1 << 20
 
 
 class WeightKey(NamedTuple):
@@ -37,7 +38,9 @@ def fingerprint(weight: torch.Tensor) -> WeightKey:
     flat = weight.detach().reshape(-1)
     step = max(1, flat.numel() // _SAMPLE)
     sample = flat[::step][:_SAMPLE].to(torch.float64)
-    total = float(torch.sum(flat, dtype=torch.float64))
+    # chunked: a float64 sum over the whole tensor would first make a float64 copy of it
+    total = sum(float(torch.sum(flat[i:i + _SUM_CHUNK], dtype=torch.float64))
+                for i in range(0, flat.numel(), _SUM_CHUNK))
     sample_key = float((sample * torch.arange(1, sample.numel() + 1, dtype=torch.float64,
                                               device=sample.device)).sum())
     return WeightKey(weight.data_ptr(), tuple(weight.shape), tuple(weight.stride()), str(weight.dtype),

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ._cache import SPECTRA, fingerprint
+from ._memory import release_free_memory
 from ._params import AnalysisParams
 from .fits import PowerLawFit, fit_power_law
 from .matrices import LayerMatrix, SkippedLayer, iter_layers
@@ -227,9 +228,12 @@ def _local_results(matrices: deque, params: AnalysisParams, target: torch.device
         matrix = matrices.popleft()
         with torch.no_grad():
             slices = _load(matrix, target)
-            problem = _non_finite(matrix, slices)
-            outcome = problem or analyze_matrix(matrix, slices, params, fingerprint(slices))
+            key = fingerprint(slices)
+            # a float64 sum of finite weights cannot overflow: a non-finite sum means NaN/Inf inside
+            problem = None if np.isfinite(key.total) else _non_finite(matrix, slices)
+            outcome = problem or analyze_matrix(matrix, slices, params, key)
             del slices
+        release_free_memory()
         name = matrix.name
         del matrix
         yield name, outcome

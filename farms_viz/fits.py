@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 KS_TOLERANCE = 1e-5  # WeightWatcher drops eigenvalues at or below this before a KS fit
-_MAX_ELEMENTS = 1 << 22  # bounded memory: elements of one (candidates x samples) block
+_MAX_ELEMENTS = 1 << 19  # bounded memory: elements of one (candidates x offsets) block (4 MiB of float64)
 # (dense offsets, geometric offsets) sampled per level of the KS pruning
 _LEVELS = ((8, 24), (64, 256), (512, 2048))
 _EXACT_PER_LEVEL = 4

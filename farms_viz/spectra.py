@@ -14,6 +14,8 @@ from .windows import WindowGrid, window_index
 
 # Upper bound on the float64 window batch materialised at once (bytes).
 CHUNK_BYTES = 256 * 2**20
+# Size of one float64 block of a large matrix while its Gram matrix is accumulated (bytes).
+GRAM_BLOCK_BYTES = 16 * 2**20
 
 
 def _compute_dtype(device: torch.device) -> torch.dtype:
@@ -33,6 +35,20 @@ def gram_eigenvalues(batch: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(gram).clamp_min_(0.0)
 
 
+def _gram_of_shorter_side(matrix: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The float64 Gram matrix of the shorter side, accumulated over blocks of the longer side
+    so that no float64 copy of a large weight (an embedding table, say) is ever made whole."""
+    rows, cols = matrix.shape
+    tall = rows >= cols
+    long_side, short_side = (rows, cols) if tall else (cols, rows)
+    block = max(1, GRAM_BLOCK_BYTES // (8 * short_side))
+    gram = torch.zeros(short_side, short_side, dtype=dtype, device=matrix.device)
+    for start in range(0, long_side, block):
+        piece = (matrix[start:start + block] if tall else matrix[:, start:start + block].T).to(dtype)
+        gram.addmm_(piece.T, piece)
+    return gram
+
+
 def esd_eigenvalues(slices: torch.Tensor, scale: float = 1.0) -> np.ndarray:
     """The standard ESD: eigenvalues of W^T W for each slice, pooled, sorted ascending.
 
@@ -41,8 +57,11 @@ def esd_eigenvalues(slices: torch.Tensor, scale: float = 1.0) -> np.ndarray:
     slices : (S, rows, cols) tensor (S = 1 except for convolutions).
     scale : factor for every eigenvalue (conv_norm for convolutions).
     """
-    x = slices.to(_compute_dtype(slices.device))
-    eig = gram_eigenvalues(x)
+    dtype = _compute_dtype(slices.device)
+    if slices.shape[0] == 1:
+        eig = torch.linalg.eigvalsh(_gram_of_shorter_side(slices[0], dtype)).clamp_min_(0.0)
+    else:
+        eig = gram_eigenvalues(slices.to(dtype))
     if scale != 1.0:
         eig = eig * scale
     out = eig.reshape(-1).cpu().numpy()
