@@ -10,6 +10,7 @@ from .windows import WindowGrid, window_grid
 __all__ = [
     "Analysis",
     "AnalysisParams",
+    "Explorer",
     "LayerSpectrum",
     "NothingToAnalyzeError",
     "PowerLawFit",
@@ -22,3 +23,13 @@ __all__ = [
     "window_grid",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # the widget needs anywidget/ipywidgets: import it only when asked for, so the
+    # analysis core runs in a plain script or a training loop without Jupyter
+    if name == "Explorer":
+        from .widget import Explorer
+
+        return Explorer
+    raise AttributeError(f"module 'farms_viz' has no attribute {name!r}")

@@ -1,0 +1,89 @@
+"""What the explorer's front end receives: chart specs without rows, and rows by data set.
+
+Kept apart from the widget class (as lonboard does) so the HTML export sends the very
+same state to the very same renderer.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pandas as pd
+
+from .analysis import Analysis
+from .chart_data import layer_frame, spectrum_frames, table_frame
+from .charts import ALPHA_RULES, alpha_aspect_chart, default_layer, layer_alpha_chart, records, spectrum_chart
+
+_LAYER_COLUMNS = ["layer", "order", "method", "method_label", "shape", "aspect_ratio", "alpha", "D", "xmin",
+                  "n_tail", "window", "num_windows", "coverage", "covers_whole_matrix", "alpha_delta"]
+
+
+def _without_rows(chart) -> dict:
+    spec = chart.to_dict(validate=False)
+    spec["datasets"] = {name: [] for name in spec.get("datasets", {})}
+    return spec
+
+
+@functools.lru_cache(maxsize=16)
+def explorer_specs(layer_count: int) -> dict[str, dict]:
+    """Vega-Lite specs of the explorer's charts, rows left out (they travel as data sets).
+
+    They depend on the number of layers only, so a slider move never re-sends them and
+    the front end updates the rows through Vega changesets.
+    """
+    width = int(min(880, max(360, 22 * layer_count)))
+    empty = pd.DataFrame(columns=_LAYER_COLUMNS)
+    return {
+        "alpha_by_layer": _without_rows(layer_alpha_chart(empty, width=width)),
+        "alpha_vs_aspect": _without_rows(alpha_aspect_chart(empty)),
+        "spectrum": _without_rows(spectrum_chart({})),
+    }
+
+
+def spectrum_datasets(analysis: Analysis, layer: str) -> dict[str, list[dict]]:
+    """The spectrum panel's rows for one layer, by data set name."""
+    return {f"spectrum_{name}": records(frame, digits=5) for name, frame in spectrum_frames(analysis, layer).items()}
+
+
+def explorer_datasets(analysis: Analysis, layer: str | None = None,
+                      only_spectrum: bool = False) -> tuple[dict[str, list[dict]], str]:
+    """Rows of every data set the explorer's charts read, and the layer they show.
+
+    Parameters
+    ----------
+    analysis : the analysis to show.
+    layer : the layer whose spectrum to include (None: :func:`~farms_viz.charts.default_layer`).
+    only_spectrum : leave out the per-layer rows (the selected layer changed, nothing else).
+    """
+    layer = layer if layer in analysis.layers else default_layer(analysis)
+    datasets = spectrum_datasets(analysis, layer)
+    if not only_spectrum:
+        datasets["layers"] = records(layer_frame(analysis)[_LAYER_COLUMNS])
+        datasets["alpha_rules"] = [{"alpha": a} for a in ALPHA_RULES]
+    return datasets, layer
+
+
+def table_records(analysis: Analysis) -> list[dict]:
+    """The layer table's rows (analysed and skipped layers, model order)."""
+    return records(table_frame(analysis))
+
+
+def explorer_state(analysis: Analysis, selected_layer: str | None = None, all_spectra: bool = True) -> dict:
+    """The front end's whole state for a static page (the HTML export).
+
+    With ``all_spectra`` every layer's spectrum rows are included so that clicking a layer
+    works without a kernel.
+    """
+    datasets, layer = explorer_datasets(analysis, selected_layer)
+    p = analysis.params
+    state = {
+        "window": p.window, "q": p.q, "windows_per_dim": p.windows_per_dim, "stride": p.stride, "fit": p.fit,
+        "selected_layer": layer, "status": f"{len(analysis.layers)} layers analysed in {analysis.seconds:.2f} s",
+        "progress": 1.0, "error": "", "_running": False, "_notice": "", "_static": True,
+        "_limits": {"window_min": 2, "window_max": max(p.window, 2), "q_min": 0.1, "q_max": 4.0,
+                    "windows_per_dim_max": 30, "fits": [p.fit]},
+        "_specs": explorer_specs(len(analysis.layers)), "_datasets": datasets, "_table": table_records(analysis),
+    }
+    if all_spectra:
+        state["_spectra_by_layer"] = {name: spectrum_datasets(analysis, name) for name in analysis.layers}
+    return state

@@ -1,0 +1,23 @@
+// Bundle the widget front end (and vega-embed + vega + vega-lite) into farms_viz/static/.
+// Usage: node build.mjs [--watch]
+import * as esbuild from "esbuild";
+
+const options = {
+  entryPoints: { widget: "src/widget.js" },
+  outdir: "../farms_viz/static",
+  bundle: true,
+  format: "esm",
+  minify: true,
+  target: ["es2020"],
+  // UMD dependencies would register with a page's require.js instead of the bundle
+  define: { "define.amd": "false" },
+  legalComments: "none",
+  logLevel: "warning",
+};
+
+if (process.argv.includes("--watch")) {
+  const context = await esbuild.context(options);
+  await context.watch();
+} else {
+  await esbuild.build(options);
+}

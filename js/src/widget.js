@@ -1,0 +1,178 @@
+// farms_viz Explorer front end: controls, status, three charts and the layer table.
+// Works with any object that has the anywidget model interface (get/set/on/off/save_changes/send),
+// which is how the static HTML export reuses it.
+import "./widget.css";
+import { ChartPanel } from "./charts.js";
+import { createControls } from "./controls.js";
+import { formatNumber, formatSeconds } from "./format.js";
+import { createTable } from "./table.js";
+
+export const ROOT_CLASS = "farms-viz";
+const CHARTS = [
+  { name: "alpha_by_layer", caption: "Filled: FARMS sampled the matrix; hollow: the window covers the whole matrix (FARMS = ESD). Dashed lines: α = 2 and 6. Click a point to see its spectrum; drag the y axis to zoom." },
+  { name: "alpha_vs_aspect", caption: "A rising ESD trend with a flat FARMS trend is the aspect-ratio bias that FARMS removes." },
+  { name: "spectrum", caption: "Bars: density of the eigenvalues. Solid: fitted power-law tail from xmin (dotted). Dashed: Marchenko-Pastur density of a random matrix of the window's shape." },
+];
+
+/** True when JupyterLab (or the page) shows a dark theme. */
+export function isDarkTheme(doc = document) {
+  const light = doc.body && doc.body.dataset ? doc.body.dataset.jpThemeLight : undefined;
+  if (light === "false") return true;
+  if (light === "true") return false;
+  return Boolean(doc.defaultView && doc.defaultView.matchMedia &&
+    doc.defaultView.matchMedia("(prefers-color-scheme: dark)").matches);
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function layerSummary(rows, layer) {
+  const row = (rows || []).find((r) => r.layer === layer);
+  if (!row) return layer ? `spectrum of ${layer}` : "spectrum";
+  const window = row.window ? `, window ${row.window} × ${row.num_windows}` : "";
+  return `spectrum of ${layer} (${row.shape}${window}): α ESD ${formatNumber(row.alpha_esd)}, ` +
+    `α FARMS ${formatNumber(row.alpha_farms)}`;
+}
+
+function render({ model, el }) {
+  const root = element("div", ROOT_CLASS);
+  // keys typed in the controls belong to them, not to JupyterLab's notebook shortcuts
+  root.dataset.lmSuppressShortcuts = "true";
+  const header = element("div", "fv-header");
+  const title = element("div", "fv-title", "farms_viz · standard ESD vs FARMS");
+  const status = element("div", "fv-status");
+  const bar = element("div", "fv-progress");
+  const fill = element("div", "fv-progress-fill");
+  bar.appendChild(fill);
+  const statusText = element("span", "fv-status-text");
+  const elapsed = element("span", "fv-elapsed");
+  status.append(bar, statusText, elapsed);
+  header.append(title, status);
+
+  const controls = createControls(model);
+  const error = element("div", "fv-error");
+  const notice = element("div", "fv-notice");
+  error.hidden = notice.hidden = true;
+
+  const select = (layer) => {
+    model.set("selected_layer", layer);
+    model.save_changes();
+  };
+
+  const panels = {};
+  const sections = {};
+  for (const { name, caption } of CHARTS) {
+    const section = element("section", `fv-panel fv-panel-${name}`);
+    const chart = element("div", "fv-chart");
+    chart.dataset.chart = name;
+    if (name === "spectrum") section.appendChild(element("div", "fv-panel-title fv-spectrum-title"));
+    section.append(chart, element("p", "fv-caption", caption));
+    panels[name] = new ChartPanel(chart, name, select);
+    sections[name] = section;
+  }
+  const row = element("div", "fv-row");
+  row.append(sections.alpha_vs_aspect, sections.spectrum);
+  const table = createTable(select);
+  const tableSection = element("section", "fv-panel fv-panel-table");
+  tableSection.append(element("div", "fv-panel-title", "layers (click a header to sort, a row to select)"), table.element);
+  root.append(header, controls.element, error, notice, sections.alpha_by_layer, row, tableSection);
+  el.appendChild(root);
+
+  let timer = null;
+  let startedAt = null;
+  let dataVersion = 0;
+
+  function drawStatus() {
+    statusText.textContent = model.get("status") || "";
+    const running = Boolean(model.get("_running"));
+    fill.style.width = `${Math.round(100 * (model.get("progress") || 0))}%`;
+    root.classList.toggle("fv-running", running);
+    if (running && startedAt === null) {
+      startedAt = performance.now();
+      timer = setInterval(() => { elapsed.textContent = formatSeconds((performance.now() - startedAt) / 1000); }, 100);
+    } else if (!running && startedAt !== null) {
+      clearInterval(timer);
+      timer = null;
+      startedAt = null;
+      elapsed.textContent = "";
+    }
+  }
+
+  function drawMessages() {
+    const message = model.get("error") || "";
+    error.textContent = message;
+    error.hidden = !message;
+    const text = model.get("_notice") || "";
+    notice.textContent = text;
+    notice.hidden = !text;
+  }
+
+  function drawSpecs() {
+    const specs = model.get("_specs") || {};
+    const datasets = model.get("_datasets") || {};
+    const options = { dark: isDarkTheme(), selected: model.get("selected_layer"), version: dataVersion };
+    for (const { name } of CHARTS) {
+      if (specs[name]) panels[name].setSpec(specs[name], datasets, options);
+    }
+  }
+
+  function drawData() {
+    root.dataset.dataVersion = String(++dataVersion); // lets tests and benchmarks wait for new rows
+    const datasets = model.get("_datasets") || {};
+    for (const panel of Object.values(panels)) panel.setData(datasets, dataVersion);
+  }
+
+  function drawSelection() {
+    const layer = model.get("selected_layer");
+    for (const panel of Object.values(panels)) panel.setSelected(layer);
+    table.select(layer);
+    sections.spectrum.querySelector(".fv-spectrum-title").textContent = layerSummary(model.get("_table"), layer);
+    root.dataset.selectedLayer = layer || "";
+  }
+
+  function drawTable() {
+    table.update(model.get("_table"));
+    drawSelection();
+  }
+
+  const handlers = {
+    "change:status change:progress change:_running": drawStatus,
+    "change:error change:_notice": drawMessages,
+    "change:_specs": drawSpecs,
+    "change:_datasets": drawData,
+    "change:_table": drawTable,
+    "change:selected_layer": drawSelection,
+    "change:window change:q change:windows_per_dim change:stride change:fit change:_limits": controls.sync,
+  };
+  for (const [events, handler] of Object.entries(handlers)) {
+    for (const event of events.split(" ")) model.on(event, handler);
+  }
+
+  const observer = new MutationObserver(() => {
+    for (const panel of Object.values(panels)) panel.specKey = null; // force a re-embed in the new theme
+    drawSpecs();
+  });
+  observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
+
+  controls.sync();
+  drawStatus();
+  drawMessages();
+  drawTable();
+  drawSpecs();
+
+  return () => {
+    observer.disconnect();
+    for (const [events, handler] of Object.entries(handlers)) {
+      for (const event of events.split(" ")) model.off(event, handler);
+    }
+    if (timer !== null) clearInterval(timer);
+    controls.dispose();
+    for (const panel of Object.values(panels)) panel.dispose();
+  };
+}
+
+export default { render };

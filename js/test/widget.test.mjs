@@ -1,0 +1,119 @@
+// The shipped front-end bundle against a fake anywidget model, in jsdom (no browser, no kernel).
+// Run: node --test test/   (tests/test_widget.py runs it too)
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { JSDOM } from "jsdom";
+
+const dom = new JSDOM("<!doctype html><body data-jp-theme-light='true'></body>", { pretendToBeVisual: true });
+for (const name of ["window", "document", "MutationObserver", "HTMLElement", "Node", "Option", "Event", "getComputedStyle"]) {
+  globalThis[name] = name === "window" ? dom.window : dom.window[name];
+}
+const { default: widget } = await import(new URL("../../farms_viz/static/widget.js", import.meta.url));
+
+function fakeModel(state) {
+  const listeners = new Map();
+  const model = {
+    saved: [], sent: [],
+    get: (name) => state[name],
+    set(name, value) {
+      state[name] = value;
+      for (const f of listeners.get(`change:${name}`) || []) f();
+    },
+    on(event, f) { listeners.set(event, [...(listeners.get(event) || []), f]); },
+    off(event, f) { listeners.set(event, (listeners.get(event) || []).filter((g) => g !== f)); },
+    save_changes() { model.saved.push({ window: state.window, fit: state.fit }); },
+    send(message) { model.sent.push(message); },
+    listenerCount: () => [...listeners.values()].reduce((n, fs) => n + fs.length, 0),
+  };
+  return model;
+}
+
+const TABLE = [
+  { layer: "a", kind: "linear", shape: "64 x 64", aspect_ratio: 1, alpha_esd: 2.1, alpha_farms: 2.2, alpha_delta: 0.1, window: "32 x 32", num_windows: 9, coverage: 1, covers_whole_matrix: false, skipped_reason: "" },
+  { layer: "b", kind: "linear", shape: "256 x 64", aspect_ratio: 4, alpha_esd: 3.5, alpha_farms: 2.1, alpha_delta: -1.4, window: "32 x 32", num_windows: 9, coverage: 1, covers_whole_matrix: false, skipped_reason: "" },
+  { layer: "c", kind: "LayerNorm", shape: "64", skipped_reason: "1-D weight" },
+];
+
+function mount(extra = {}) {
+  const state = {
+    window: 32, q: 1, windows_per_dim: 3, stride: null, fit: "median", selected_layer: "a",
+    status: "2 layers in 0.10 s", progress: 1, error: "", _running: false, _notice: "",
+    _limits: { window_min: 2, window_max: 64, q_min: 0.1, q_max: 4, windows_per_dim_max: 30, fits: ["median", "peak", "ks"] },
+    _specs: {}, _datasets: {}, _table: TABLE, ...extra,
+  };
+  const model = fakeModel(state);
+  const el = document.createElement("div");
+  document.body.appendChild(el);
+  const cleanup = widget.render({ model, el });
+  return { model, el, cleanup, root: el.querySelector(".farms-viz") };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("controls reflect the model and are bounded by its limits", () => {
+  const { root, cleanup } = mount();
+  const slider = root.querySelector("input[name='window']");
+  assert.equal(slider.value, "32");
+  assert.equal(slider.max, "64");
+  assert.equal(root.querySelector("select[name='fit']").options.length, 3);
+  cleanup();
+});
+
+test("a burst of slider changes sends one value, the last, after the debounce", async () => {
+  const { model, root, cleanup } = mount();
+  const slider = root.querySelector("input[name='window']");
+  for (const value of ["30", "28", "24"]) {
+    slider.value = value;
+    slider.dispatchEvent(new Event("input"));
+    slider.dispatchEvent(new Event("change"));
+  }
+  assert.equal(model.saved.length, 0);
+  await sleep(260);
+  assert.deepEqual(model.saved, [{ window: 24, fit: "median" }]);
+  cleanup();
+});
+
+test("the table lists skipped layers, sorts on a header click and selects on a row click", () => {
+  const { model, root, cleanup } = mount();
+  const layers = () => [...root.querySelectorAll(".fv-table tbody tr")].map((tr) => tr.dataset.layer);
+  assert.deepEqual(layers(), ["a", "b", "c"]);
+  assert.match(root.querySelector("tr.fv-skipped").textContent, /skipped: 1-D weight/);
+  const header = [...root.querySelectorAll(".fv-table th")].find((th) => th.dataset.key === "alpha_esd");
+  header.dispatchEvent(new dom.window.MouseEvent("click"));
+  header.dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.deepEqual(layers(), ["b", "a", "c"]); // descending, blanks last
+  root.querySelector("tr[data-layer='b']").dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.equal(model.get("selected_layer"), "b");
+  assert.equal(root.querySelector("tr.fv-selected").dataset.layer, "b");
+  cleanup();
+});
+
+test("status, errors and the refresh button", () => {
+  const { model, root, cleanup } = mount();
+  assert.equal(root.querySelector(".fv-status-text").textContent, "2 layers in 0.10 s");
+  assert.equal(root.querySelector(".fv-error").hidden, true);
+  model.set("error", "RuntimeError: boom");
+  assert.equal(root.querySelector(".fv-error").hidden, false);
+  assert.match(root.querySelector(".fv-error").textContent, /boom/);
+  model.set("_running", true);
+  assert.ok(root.classList.contains("fv-running"));
+  model.set("_running", false);
+  root.querySelector(".fv-button").dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.deepEqual(model.sent, [{ type: "refresh" }]);
+  cleanup();
+});
+
+test("cleanup removes every listener it added", () => {
+  const { model, cleanup } = mount();
+  assert.ok(model.listenerCount() > 0);
+  cleanup();
+  assert.equal(model.listenerCount(), 0);
+});
+
+test("the bundle imports nothing from the network", () => {
+  const source = readFileSync(new URL("../../farms_viz/static/widget.js", import.meta.url), "utf8");
+  assert.doesNotMatch(source, /\bimport\s*\(?\s*["'`]https?:/);
+  assert.doesNotMatch(source, /\bfrom\s*["'`]https?:/);
+  assert.doesNotMatch(source, /esm\.sh|cdn\.jsdelivr|unpkg\.com/);
+});
