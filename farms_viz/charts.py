@@ -153,10 +153,13 @@ def _spectrum_view(scale: str, title: str):
     keep = f"datum.scale === '{scale}'"
     x_title = "eigenvalue (log)" if log else "eigenvalue"
     y_title = "density (log)" if log else "density"
+    # log axes draw a grid line per minor tick: keep only the plot frame readable
+    axis = alt.Axis(grid=not log, tickCount=6)
     bars = alt.Chart(alt.NamedData(name="spectrum_histogram")).transform_filter(keep).mark_rect(
         opacity=0.38).encode(
-        x=alt.X("bin_start:Q", title=x_title, scale=axis_scale), x2="bin_end:Q",
-        y=alt.Y("density:Q", title=y_title, scale=alt.Scale(type="log", nice=False) if log else alt.Scale()),
+        x=alt.X("bin_start:Q", title=x_title, scale=axis_scale, axis=axis), x2="bin_end:Q",
+        y=alt.Y("density:Q", title=y_title, axis=axis,
+                scale=alt.Scale(type="log", nice=False) if log else alt.Scale()),
         y2="base:Q",
         color=_color(), tooltip=[alt.Tooltip("method_label:N", title="method"),
                                  alt.Tooltip("bin_start:Q", format=".4g"), alt.Tooltip("density:Q", format=".4g")])

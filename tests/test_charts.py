@@ -1,0 +1,141 @@
+"""Chart builders, the Marchenko-Pastur density and the static exports."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate import quad
+from torch import nn
+
+import farms_viz
+from farms_viz import charts
+from farms_viz.chart_data import layer_frame, spectrum_frames, table_frame
+from farms_viz.export import analysis_html, save_html, save_png
+from farms_viz.marchenko_pastur import mp_density, mp_edges, mp_variance
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(128, 128), nn.Linear(128, 512), nn.Linear(512, 64), nn.LayerNorm(64))
+    return farms_viz.analyze(model, window=32, windows_per_dim=4, progress=False)
+
+
+# ----- Marchenko-Pastur (SPEC section 5) -------------------------------------------------
+@pytest.mark.parametrize("rows, cols", [(100, 100), (100, 400), (384, 1536), (1536, 384)])
+def test_mp_density_integrates_to_one_on_its_support(rows, cols):
+    low, high = mp_edges(2.0, rows, cols)
+    total, _ = quad(lambda x: mp_density(np.array([x]), 2.0, rows, cols)[0], low, high, limit=200)
+    assert total == pytest.approx(1.0, abs=1e-6)
+    assert mp_density(np.array([low * 0.9, high * 1.1]), 2.0, rows, cols).tolist() == [0.0, 0.0]
+
+
+def test_mp_edges_worked_value():
+    # s^2 (sqrt(w) +- sqrt(m))^2 with s^2 = 1, m = 4, w = 16
+    assert mp_edges(1.0, 4, 16) == (4.0, 36.0)
+
+
+def test_mp_describes_a_gaussian_matrix():
+    rng = np.random.default_rng(0)
+    eigenvalues = np.linalg.eigvalsh((w := rng.normal(0, 0.5, (200, 800))) @ w.T)
+    variance = mp_variance(eigenvalues, 200, 800)
+    assert variance == pytest.approx(0.25, rel=0.02)
+    low, high = mp_edges(variance, 200, 800)
+    assert eigenvalues.min() == pytest.approx(low, rel=0.05) and eigenvalues.max() == pytest.approx(high, rel=0.05)
+
+
+# ----- data for the charts ------------------------------------------------------------------
+def test_layer_frame_has_one_row_per_layer_and_method(analysis):
+    frame = layer_frame(analysis)
+    assert len(frame) == 2 * len(analysis.layers)
+    assert frame["order"].tolist() == sorted(frame["order"])
+    assert set(frame["method_label"]) == {"standard ESD", "FARMS"}
+
+
+def test_table_lists_skipped_layers_with_their_reason(analysis):
+    table = table_frame(analysis)
+    assert table["layer"].tolist() == ["0", "1", "2", "3"]
+    assert table.iloc[-1]["skipped_reason"].startswith("1-D weight")
+    assert table.iloc[1]["aspect_ratio"] == 4.0
+
+
+def test_spectrum_histograms_are_densities(analysis):
+    frames = spectrum_frames(analysis, "1")
+    linear = frames["histogram"][frames["histogram"]["scale"] == "linear"]
+    for _, rows in linear.groupby("method_label"):
+        assert float(((rows["bin_end"] - rows["bin_start"]) * rows["density"]).sum()) == pytest.approx(1.0)
+    xmin = frames["xmin"].set_index("method_label")
+    fit = analysis.spectrum("1", "farms").fit
+    assert xmin.loc["FARMS", "xmin"] == fit.xmin and xmin.loc["FARMS", "alpha"] == fit.alpha
+    tail = frames["curves"][(frames["curves"]["curve"] == "power-law fit") & (frames["curves"]["method_label"] == "FARMS")]
+    assert tail["eigenvalue"].min() == pytest.approx(fit.xmin)
+    # the power-law line falls with slope -alpha on log-log axes
+    log_tail = tail[tail["scale"] == "log"]
+    slope = np.diff(np.log(log_tail["density"])) / np.diff(np.log(log_tail["eigenvalue"]))
+    assert slope == pytest.approx(-fit.alpha)
+
+
+def test_mp_curve_uses_the_window_shape_for_farms(analysis):
+    frames = spectrum_frames(analysis, "1")
+    curves = frames["curves"]
+    mp = curves[(curves["curve"] == "Marchenko-Pastur") & (curves["method_label"] == "FARMS") & (curves["density"] > 0)]
+    farms = analysis.spectrum("1", "farms")
+    low, high = mp_edges(mp_variance(farms.eigenvalues, 32, 32), 32, 32)
+    assert mp["eigenvalue"].max() <= high and mp["eigenvalue"].min() >= low
+
+
+# ----- the charts ---------------------------------------------------------------------------
+def test_alpha_per_layer_chart(analysis):
+    spec = charts.layer_alpha_chart(layer_frame(analysis), "1").to_dict()
+    assert len(spec["datasets"]["layers"]) == 6
+    assert [r["alpha"] for r in spec["datasets"]["alpha_rules"]] == [2.0, 6.0]
+    points = spec["layer"][-1]
+    assert points["mark"]["type"] == "point"
+    tooltip = {t["field"] for t in points["encoding"]["tooltip"]}
+    assert {"layer", "shape", "aspect_ratio", "alpha", "D", "num_windows", "coverage"} <= tooltip
+    assert points["encoding"]["x"]["sort"] == {"field": "order"}
+    assert {"name": "selected_layer", "value": "1"} in spec["params"]
+
+
+def test_alpha_vs_aspect_chart_has_a_log_axis_and_a_trend_per_method(analysis):
+    spec = charts.alpha_aspect_chart(layer_frame(analysis)).to_dict()
+    trend, points = spec["layer"]
+    assert points["encoding"]["x"]["scale"]["type"] == "log"
+    regression = trend["transform"][-1]
+    assert regression["regression"] == "alpha" and regression["groupby"] == ["method_label"]
+
+
+def test_spectrum_chart_has_log_log_and_lin_lin_views(analysis):
+    spec = charts.spectrum_chart(spectrum_frames(analysis, "1"), "1").to_dict()
+    log_view, linear_view = spec["hconcat"]
+    assert log_view["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"
+    assert log_view["layer"][0]["encoding"]["y"]["scale"]["type"] == "log"
+    assert linear_view["layer"][0]["encoding"]["x"]["scale"]["type"] == "linear"
+    assert set(spec["datasets"]) == {"spectrum_histogram", "spectrum_curves", "spectrum_xmin"}
+
+
+def test_default_layer_is_the_largest_gap(analysis):
+    frame = layer_frame(analysis).drop_duplicates("layer").set_index("layer")
+    assert charts.default_layer(analysis) == frame["alpha_delta"].abs().idxmax()
+
+
+# ----- exports ------------------------------------------------------------------------------
+def test_html_is_self_contained(analysis, tmp_path):
+    page = analysis_html(analysis, selected_layer="2")
+    assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", page)
+    state = json.loads(re.search(r'id="farms-viz-state">(.*?)</script>', page, re.S).group(1))
+    assert state["selected_layer"] == "2"
+    assert set(state["_spectra_by_layer"]) == {"0", "1", "2"}
+    assert any(row["skipped_reason"] for row in state["_table"])
+    assert save_html(analysis, tmp_path / "r.html").read_text() == analysis_html(analysis)
+
+
+def test_png_export(analysis, tmp_path):
+    data = save_png(analysis, tmp_path / "r.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > 800 and height > 1000

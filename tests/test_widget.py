@@ -1,0 +1,188 @@
+"""The Explorer, driven as its front end drives it: by setting synced traits."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import farms_viz
+from farms_viz import analysis as engine
+from farms_viz import widget as widget_module
+from farms_viz.widget import Explorer
+
+REPO = Path(__file__).resolve().parent.parent
+STATIC = REPO / "farms_viz" / "static"
+JS = REPO / "js"
+
+
+def _model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)  # fresh weights: nothing in the spectrum cache yet
+    return nn.Sequential(nn.Linear(96, 96), nn.Linear(96, 192), nn.Linear(192, 48), nn.LayerNorm(48))
+
+
+def _farms_window(explorer: Explorer) -> set[str]:
+    return {row["window"] for row in explorer._datasets["layers"] if row["method"] == "farms"}
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts of standard-ESD and FARMS eigenvalue computations."""
+    calls = {"esd": 0, "farms": 0}
+
+    def counting(name, function):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(engine, "esd_eigenvalues", counting("esd", engine.esd_eigenvalues))
+    monkeypatch.setattr(engine, "farms_window_eigenvalues", counting("farms", engine.farms_window_eigenvalues))
+    return calls
+
+
+def test_a_window_change_reruns_farms_and_not_the_esd(counted):
+    explorer = Explorer(_model(1), window=32, windows_per_dim=3)
+    first = explorer.wait()
+    assert counted == {"esd": 3, "farms": 3}
+    explorer.set_state({"window": 24})  # what the slider sends
+    assert explorer.wait().params.window == 24
+    assert counted == {"esd": 3, "farms": 6}
+    assert explorer.analysis.alphas("esd") == first.alphas("esd")
+    assert _farms_window(explorer) == {"24 x 24"}
+    explorer.close()
+
+
+def test_five_rapid_changes_end_with_the_last_ones_results():
+    explorer = Explorer(_model(2), window=32, windows_per_dim=3)
+    explorer.wait()
+    for window in (30, 28, 26, 22, 20):
+        explorer.set_state({"window": window})
+    result = explorer.wait()
+    assert result.params.window == 20
+    assert _farms_window(explorer) == {"20 x 20"}
+    assert explorer.window == 20 and explorer.error == "" and not explorer._running
+    assert explorer.status.startswith("3 layers, 1 skipped")
+    explorer.close()
+
+
+def test_an_error_inside_the_analysis_shows_and_the_next_change_works(monkeypatch):
+    explorer = Explorer(_model(3), window=32, windows_per_dim=3)
+    good = explorer.wait()
+    real = widget_module.analyze
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("weights went missing")
+
+    monkeypatch.setattr(widget_module, "analyze", broken)
+    explorer.set_state({"window": 16})
+    assert explorer.wait() is good  # the last good results stay on screen
+    assert explorer.error == "RuntimeError: weights went missing"
+    assert "failed" in explorer.status and not explorer._running
+    monkeypatch.setattr(widget_module, "analyze", real)
+    explorer.set_state({"window": 20})
+    assert explorer.wait().params.window == 20
+    assert explorer.error == ""
+    explorer.close()
+
+
+def test_a_refused_value_shows_the_engines_message_and_keeps_the_results():
+    explorer = Explorer(_model(4), window=32, windows_per_dim=3)
+    good = explorer.wait()
+    explorer.set_state({"fit": "nonsense"})
+    assert "fit must be one of" in explorer.error
+    assert explorer.wait() is good
+    explorer.close()
+
+
+def test_traits_are_the_api_and_selection_swaps_only_the_spectrum():
+    explorer = Explorer(_model(5), window=32, windows_per_dim=3, fit="peak")
+    analysis = explorer.wait()
+    assert explorer.fit == "peak" and analysis.params.fit == "peak"
+    assert explorer._limits["window_max"] == 96  # the largest layer's short side
+    layers_rows = explorer._datasets["layers"]
+    explorer.selected_layer = analysis.layers[2]
+    assert explorer._datasets["layers"] is layers_rows
+    xmin = {row["method_label"]: row["xmin"] for row in explorer._datasets["spectrum_xmin"]}
+    assert xmin["FARMS"] == pytest.approx(analysis.spectrum(analysis.layers[2], "farms").fit.xmin, rel=1e-4)
+    table = {row["layer"]: row for row in explorer._table}
+    assert table["3"]["skipped_reason"].startswith("1-D weight")
+    explorer.close()
+
+
+def test_whole_matrix_windows_are_flagged():
+    explorer = Explorer(_model(6), window=96, windows_per_dim=3)
+    explorer.wait()
+    assert "covers the whole matrix" in explorer._notice
+    assert [row["layer"] for row in explorer._table if row["covers_whole_matrix"]] == ["0"]
+    explorer.close()
+
+
+def test_results_save_html_and_save_png(tmp_path):
+    explorer = Explorer(_model(7), window=32, windows_per_dim=3)
+    assert set(explorer.results["method"]) == {"esd", "farms"}
+    html = explorer.save_html(tmp_path / "explorer.html").read_text()
+    assert "farms-viz-bundle" in html
+    assert explorer.save_png(tmp_path / "explorer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    explorer.close()
+
+
+def test_explorer_is_exported_lazily():
+    assert farms_viz.Explorer is Explorer
+    code = "import sys, farms_viz; assert 'anywidget' not in sys.modules and 'altair' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_the_bundle_loads_no_url():
+    source = (STATIC / "widget.js").read_text(encoding="utf-8")
+    css = (STATIC / "widget.css").read_text(encoding="utf-8")
+    assert not re.search(r"""\bimport\s*\(?\s*["'`](https?:)?//""", source)
+    assert not re.search(r"""\bfrom\s*["'`](https?:)?//""", source)
+    assert not re.search(r"esm\.sh|cdn\.jsdelivr|unpkg\.com|skypack", source)
+    assert "url(" not in css and "@import" not in css
+
+
+def _node_ready() -> str | None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node/npm not installed"
+    if not (JS / "node_modules" / "jsdom").exists():
+        # CI: the setup script builds the bundle only when the sources changed; install here
+        result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=JS,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            return f"npm ci failed: {result.stderr[-500:]}"
+    return None
+
+
+def test_front_end_module_against_a_fake_model():
+    problem = _node_ready()
+    if problem:
+        pytest.skip(problem)
+    result = subprocess.run(["node", "--test", "test/"], cwd=JS, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_the_committed_bundle_is_up_to_date(tmp_path):
+    problem = _node_ready()
+    if problem:
+        pytest.skip(problem)
+    subprocess.run(["node", "build.mjs", f"--outdir={tmp_path}"], cwd=JS, check=True, timeout=120)
+    for name in ("widget.js", "widget.css"):
+        assert (tmp_path / name).read_bytes() == (STATIC / name).read_bytes(), (
+            f"farms_viz/static/{name} is stale: run `npm run build` in js/ and commit it")
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_front_end(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(REPO),
+                    "-w", str(tmp_path)], check=True, timeout=300)
+    (wheel,) = tmp_path.glob("farms_viz-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "farms_viz/static/widget.js" in names and "farms_viz/static/widget.css" in names
