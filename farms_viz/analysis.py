@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ._cache import SPECTRA, fingerprint
+from ._lapack import compute_pool, workers
 from ._memory import release_free_memory
 from ._params import AnalysisParams
 from .fits import PowerLawFit, fit_power_law
@@ -222,21 +223,35 @@ def _non_finite(matrix: LayerMatrix, slices: torch.Tensor) -> SkippedLayer | Non
                         "non-finite values (NaN or Inf) in the weight")
 
 
+def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None
+                   ) -> "list[LayerSpectrum] | SkippedLayer":
+    with torch.no_grad():
+        slices = _load(matrix, target)
+        key = fingerprint(slices)
+        # a float64 sum of finite weights cannot overflow: a non-finite sum means NaN/Inf inside
+        problem = None if np.isfinite(key.total) else _non_finite(matrix, slices)
+        outcome = problem or analyze_matrix(matrix, slices, params, key)
+        del slices
+    release_free_memory()
+    return outcome
+
+
 def _local_results(matrices: deque, params: AnalysisParams, target: torch.device | None
                    ) -> Iterator[LayerOutcome]:
-    while matrices:
-        matrix = matrices.popleft()
-        with torch.no_grad():
-            slices = _load(matrix, target)
-            key = fingerprint(slices)
-            # a float64 sum of finite weights cannot overflow: a non-finite sum means NaN/Inf inside
-            problem = None if np.isfinite(key.total) else _non_finite(matrix, slices)
-            outcome = problem or analyze_matrix(matrix, slices, params, key)
-            del slices
-        release_free_memory()
-        name = matrix.name
-        del matrix
-        yield name, outcome
+    """Layers on this machine's compute pool, as many in flight as there are workers, in order."""
+    pool = compute_pool()
+    in_flight: deque = deque()
+    try:
+        while matrices or in_flight:
+            while matrices and len(in_flight) < workers():
+                matrix = matrices.popleft()
+                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target)))
+                del matrix
+            name, future = in_flight.popleft()
+            yield name, future.result()
+    finally:
+        for _, future in in_flight:  # abandoned (an error or a cancelled run): drop queued layers
+            future.cancel()
 
 
 def _unavailable() -> torch.Tensor:
@@ -257,14 +272,15 @@ def analyze_layer_task(matrix: LayerMatrix, slices: torch.Tensor, params: Analys
 
 
 def _in_flight_limit(executor: Executor) -> int:
-    workers = getattr(executor, "_max_workers", None)  # concurrent.futures pools
+    """Twice the executor's parallelism: workers stay busy, and few layers wait in memory."""
+    slots = getattr(executor, "_max_workers", None)  # concurrent.futures pools
     client = getattr(executor, "_client", executor)  # dask's ClientExecutor wraps a Client
-    if workers is None and hasattr(client, "scheduler_info"):
+    if slots is None and hasattr(client, "nthreads"):
         try:
-            workers = len(client.scheduler_info().get("workers", {}))
+            slots = sum(client.nthreads().values())  # dask: threads over all workers
         except Exception:  # noqa: BLE001 - a scheduler that cannot answer: use the default
-            workers = None
-    return 2 * max(1, workers or 2)
+            slots = None
+    return 2 * max(1, slots or 2)
 
 
 def _executor_results(matrices: deque, params: AnalysisParams, device: str | torch.device | None,
