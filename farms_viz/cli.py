@@ -1,0 +1,274 @@
+"""The ``farms-viz`` command: an offline HTML report of a checkpoint, or JupyterLab on the notebooks.
+
+    farms-viz report MODEL --out report.html [--window 100 --q 1 --windows-per-dim 10 ...]
+    farms-viz lab [--dry-run]
+
+Every failure ends with one line on stderr (``farms-viz: error: ...``) and a non-zero exit
+code, never a traceback, and leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shlex
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import _params
+
+PROG = "farms-viz"
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A bad input to the command line, with a message that says what to do."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``farms-viz`` command line.
+
+    Parameters
+    ----------
+    argv : the arguments after the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int : the exit code (0 on success, 1 on an error, 2 on a usage error, 130 if interrupted).
+
+    Examples
+    --------
+    >>> main(["report", "demo", "--out", "report.html"])    # doctest: +SKIP
+    0
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse has printed usage and the error already
+        return int(stop.code or 0)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        _say("interrupted; no output written")
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the command's contract: one line, no traceback
+        if os.environ.get("FARMS_VIZ_DEBUG"):
+            raise
+        _say(f"error: {_one_line(error)}")
+        return EXIT_ERROR
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _one_line(error: BaseException) -> str:
+    from .analysis import NothingToAnalyzeError
+    from .checkpoints import CheckpointError
+
+    text = " ".join(str(error).split())
+    if isinstance(error, (CommandError, CheckpointError, NothingToAnalyzeError, ValueError)):
+        return text
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or text}: {error.filename}"
+    return (f"{type(error).__name__}: {text} (this looks like a bug in farms_viz; set FARMS_VIZ_DEBUG=1 "
+            "for the traceback and report it)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="FARMS and standard-ESD spectra of a model's weights, without a notebook.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{report,lab}")
+
+    report = commands.add_parser(
+        "report", help="write an offline HTML report and a CSV of every layer's spectra",
+        description="Analyse every weight matrix of MODEL and write an offline HTML report (charts "
+                    "and table, no network needed to view it) and a CSV of the same rows next to it.")
+    report.add_argument("model", metavar="MODEL",
+                        help="a .safetensors file, a folder of safetensors shards (Hugging Face layout), "
+                             "a torch state-dict file (.pt/.pth/.bin), or 'demo' (random layers of many "
+                             "shapes; 'demo:heavy-tailed' for Student-t entries)")
+    report.add_argument("--out", required=True, type=Path, metavar="PATH",
+                        help="the HTML report to write (e.g. report.html)")
+    report.add_argument("--csv", type=Path, metavar="PATH",
+                        help="the CSV to write (default: the report's path with .csv)")
+    report.add_argument("--method", choices=_params.METHODS, default="both",
+                        help="standard ESD, FARMS, or both (default: both)")
+    report.add_argument("--window", type=int, default=_params.DEFAULT_WINDOW, metavar="M",
+                        help=f"rows of a FARMS window (default: {_params.DEFAULT_WINDOW})")
+    report.add_argument("--q", type=float, default=_params.DEFAULT_Q, metavar="Q",
+                        help=f"aspect ratio of every window, columns per row (default: {_params.DEFAULT_Q:g})")
+    report.add_argument("--windows-per-dim", type=int, default=_params.DEFAULT_WINDOWS_PER_DIM, metavar="K",
+                        help=f"windows along each dimension (default: {_params.DEFAULT_WINDOWS_PER_DIM})")
+    report.add_argument("--stride", type=int, default=None, metavar="S",
+                        help="explicit window stride in entries, instead of --windows-per-dim")
+    report.add_argument("--fit", choices=_params.FITS, default=_params.DEFAULT_FIT,
+                        help=f"power-law fit (default: {_params.DEFAULT_FIT})")
+    report.add_argument("--include", action="append", metavar="GLOB",
+                        help="analyse only layers whose name matches (repeatable), e.g. 'model.layers.*.mlp.*'")
+    report.add_argument("--exclude", action="append", metavar="GLOB",
+                        help="skip layers whose name matches (repeatable)")
+    report.add_argument("--device", default=None, help="compute device, e.g. cuda (default: cpu)")
+    report.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    report.set_defaults(run=_report)
+
+    lab = commands.add_parser("lab", help="open JupyterLab on the bundled notebooks",
+                              description="Start JupyterLab on farms_viz's notebooks. Arguments after "
+                                          "-- go to JupyterLab.")
+    lab.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    lab.set_defaults(run=_lab)
+    return parser
+
+
+# --- report ----------------------------------------------------------------------------
+
+def _report(args: argparse.Namespace) -> int:
+    from . import analyze
+    from .analysis import NothingToAnalyzeError
+
+    params = _params.AnalysisParams(method=args.method, window=args.window, q=args.q,
+                                    windows_per_dim=args.windows_per_dim, stride=args.stride, fit=args.fit)
+    html_path, csv_path = _outputs(args.out, args.csv)
+    start = time.perf_counter()
+    model = _load_model(args.model)
+    bar = _ProgressBar(enabled=not args.no_progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            analysis = analyze(model, **{k: v for k, v in params.as_dict().items() if k != "conv_norm"},
+                               include=args.include, exclude=args.exclude, device=args.device,
+                               progress=bar)
+        except NothingToAnalyzeError as error:
+            raise CommandError(_nothing_message(model, args.include, args.exclude, error)) from None
+        finally:
+            bar.close()
+    for warning in _unique(caught):
+        _say(f"warning: {' '.join(str(warning.message).split())}")
+    _write_atomically(analysis, html_path, csv_path)
+    skipped = f", {len(analysis.skipped)} skipped (listed in the report)" if analysis.skipped else ""
+    _say(f"{len(analysis.layers)} layers analysed{skipped} in {time.perf_counter() - start:.1f} s; "
+         f"wrote {html_path} and {csv_path}")
+    return 0
+
+
+def _outputs(out: Path, csv: Path | None) -> tuple[Path, Path]:
+    html_path = out.expanduser()
+    csv_path = (csv.expanduser() if csv is not None else html_path.with_suffix(".csv"))
+    if html_path.resolve() == csv_path.resolve():
+        raise CommandError(f"--out and the CSV would be the same file ({html_path}); give --out a .html name")
+    for path in (html_path, csv_path):
+        if path.is_dir():
+            raise CommandError(f"{path} is a folder; give a file name, e.g. {path / 'report.html'}")
+        if not path.parent.is_dir():
+            raise CommandError(f"output folder does not exist: {path.parent}; create it first")
+    return html_path, csv_path
+
+
+def _load_model(name: str):
+    from .checkpoints import open_checkpoint
+    from .demo import DEMOS
+
+    if name in DEMOS:
+        return DEMOS[name]()
+    return open_checkpoint(name)
+
+
+def _unique(caught: list) -> list:
+    seen, out = set(), []
+    for warning in caught:
+        key = str(warning.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(warning)
+    return out
+
+
+def _nothing_message(model, include, exclude, error: Exception) -> str:
+    """One line: which filter matched nothing, or why every weight was skipped."""
+    from .matrices import _matches, iter_layers
+
+    names = [item.name for item in iter_layers(model)]
+    examples = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
+    if include and not any(_matches(n, include) for n in names):
+        return (f"--include {' '.join(repr(p) for p in include)} matches none of the {len(names)} weight "
+                f"names ({examples}); patterns are globs on layer names, e.g. '*.mlp.*'")
+    if include or exclude:
+        return (f"no analysable layer is left after --include/--exclude (weights: {examples}); "
+                "loosen the patterns")
+    return " ".join(str(error).split())
+
+
+def _write_atomically(analysis, html_path: Path, csv_path: Path) -> None:
+    """Write both files to temporary names beside them, then rename: no partial output on error."""
+    from .export import save_html
+
+    temps = [path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in (html_path, csv_path)]
+    try:
+        save_html(analysis, temps[0])
+        analysis.to_pandas().to_csv(temps[1], index=False)
+        os.replace(temps[1], csv_path)
+        os.replace(temps[0], html_path)
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr, fed by analyze's progress callback."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._bar = None
+
+    def __call__(self, done: int, total: int, layer: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=PROG, unit="layer", file=sys.stderr)
+        self._bar.set_postfix_str(layer, refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# --- lab -------------------------------------------------------------------------------
+
+def notebooks_folder() -> Path:
+    """The bundled notebooks: the package's copy (installed wheel) or the repository's."""
+    package = Path(__file__).resolve().parent
+    for folder in (package / "notebooks", package.parent / "notebooks"):
+        if folder.is_dir():
+            return folder
+    raise CommandError("no bundled notebooks found (looked in farms_viz/notebooks and ../notebooks); "
+                       "reinstall farms_viz or run from a source checkout")
+
+
+def _lab(args: argparse.Namespace) -> int:
+    folder = notebooks_folder()
+    extra = [a for a in args.jupyter_args if a != "--"]
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", *extra]
+    if args.dry_run:
+        print(shlex.join(command))
+        return 0
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise CommandError("JupyterLab is not installed: pip install 'farms_viz[lab]'")
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
