@@ -22,8 +22,16 @@ if ! $PY -c "import torch" >/dev/null 2>&1; then
   $PY -m pip install -q torch==2.13.0
 fi
 
-if [[ -f js/package.json ]] && { [[ ! -f farms_viz/static/widget.js ]] || [[ -n "$(find js/src js/package.json -newer farms_viz/static/widget.js 2>/dev/null)" ]]; }; then
-  (cd js && npm ci --no-audit --no-fund --silent && npm run build --silent)
+# The bundle in farms_viz/static/ is committed; rebuild it only when the sources are newer.
+# The test setup also installs the front end's dev packages: the JS tests run under node.
+if [[ -f js/package.json ]]; then
+  if [[ "$extras" == *test* ]] || [[ ! -f farms_viz/static/widget.js ]] \
+     || [[ -n "$(find js/src js/package.json -newer farms_viz/static/widget.js 2>/dev/null)" ]]; then
+    (cd js && npm ci --no-audit --no-fund --silent)
+  fi
+  if [[ ! -f farms_viz/static/widget.js ]] || [[ -n "$(find js/src js/package.json -newer farms_viz/static/widget.js 2>/dev/null)" ]]; then
+    (cd js && npm run build --silent)
+  fi
 fi
 
 $PY -m pip install -q -e ".[${extras}]"
