@@ -223,6 +223,16 @@ def _non_finite(matrix: LayerMatrix, slices: torch.Tensor) -> SkippedLayer | Non
                         "non-finite values (NaN or Inf) in the weight")
 
 
+# Layers run concurrently only while their estimated working sets fit in this budget: small
+# layers share the cores, a large one (an LLM's 11008 x 4096) runs alone.
+IN_FLIGHT_BYTES = 128 * 2**20
+
+
+def _working_set(matrix: LayerMatrix) -> int:
+    """A float64-sized proxy of one layer's peak working set (weight read, windows, Grams)."""
+    return 8 * matrix.rows * matrix.cols * matrix.num_slices
+
+
 def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None
                    ) -> "list[LayerSpectrum] | SkippedLayer":
     with torch.no_grad():
@@ -240,17 +250,20 @@ def _local_results(matrices: deque, params: AnalysisParams, target: torch.device
                    ) -> Iterator[LayerOutcome]:
     """Layers on this machine's compute pool, as many in flight as there are workers, in order."""
     pool = compute_pool()
-    in_flight: deque = deque()
+    in_flight: deque = deque()  # (name, future, estimated bytes)
     try:
         while matrices or in_flight:
-            while matrices and len(in_flight) < workers():
+            while matrices and len(in_flight) < workers() and (
+                    not in_flight or sum(b for *_, b in in_flight) + _working_set(matrices[0])
+                    <= IN_FLIGHT_BYTES):
                 matrix = matrices.popleft()
-                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target)))
+                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target),
+                                  _working_set(matrix)))
                 del matrix
-            name, future = in_flight.popleft()
+            name, future, _ = in_flight.popleft()
             yield name, future.result()
     finally:
-        for _, future in in_flight:  # abandoned (an error or a cancelled run): drop queued layers
+        for _, future, _ in in_flight:  # abandoned (an error or a cancelled run): drop queued layers
             future.cancel()
 
 
