@@ -102,8 +102,8 @@ def main() -> None:
     above = result["peak"] - result["baseline"]
     chunk = f", window batch cap {args.chunk_mib} MiB" if args.chunk_mib else ""
     print(f"report: method={args.method} window={args.window} windows_per_dim={args.windows_per_dim}{chunk}, "
-          f"{seconds:.0f} s on {os.cpu_count()} cores, {result['in_flight']} layer(s) in flight at once "
-          "(torch's thread count; OMP_NUM_THREADS=1 gives one)")
+          f"{seconds:.0f} s on {os.cpu_count()} cores, up to {result['in_flight']} layer(s) in flight "
+          "(fewer when their working sets exceed farms_viz.analysis.IN_FLIGHT_BYTES)")
     print(f"peak RSS above baseline: {above / 2**20:.0f} MiB = {100 * above / size:.1f}% of the checkpoint "
           f"({size / 2**20:.0f} MiB); target < 25%: {'PASS' if above < 0.25 * size else 'FAIL'}")
     print(f"(baseline {result['baseline'] / 2**20:.0f} MiB, peak {result['peak'] / 2**20:.0f} MiB)")
