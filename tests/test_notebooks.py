@@ -1,0 +1,183 @@
+"""The notebooks run top to bottom: headless with nbclient, and with Run All in a real JupyterLab."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from _lab import SCREENSHOTS, open_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+DOCS_SCREENSHOT = ROOT / "docs" / "explorer.png"
+
+# notebook -> (Explorer widgets, at least this many altair charts drawn as SVG outputs)
+EXPECTED = {
+    "01_aspect_ratio_bias.ipynb": (1, 4),
+    "02_explore_a_trained_model.ipynb": (2, 2),
+    "03_tune_before_pruning.ipynb": (0, 4),
+}
+CHARTS_PER_EXPLORER = 3  # alpha per layer, alpha vs aspect ratio, spectrum
+WALL_TIME_LIMIT = 300.0  # seconds per notebook, on a CPU
+CELL_TIMEOUT = 240  # seconds
+
+
+def test_every_notebook_is_listed():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_notebook_is_stored_without_outputs(name):
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.metadata.kernelspec.name == "python3"
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: clear the outputs before committing"
+
+
+def _problems(notebook) -> list[str]:
+    """Error outputs, tracebacks on stderr, and charts that would need a CDN to draw."""
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                found.append(f"cell {index}: {output.ename}: {output.evalue}")
+            elif output.output_type == "stream" and output.name == "stderr" and "Traceback" in output.text:
+                found.append(f"cell {index}: traceback on stderr:\n{output.text[-1500:]}")
+            elif "cdn.jsdelivr.net" in str(output.get("data", {}).get("text/html", "")):
+                found.append(f"cell {index}: an HTML chart that loads vega from a CDN (offline it stays blank)")
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_notebook_runs_top_to_bottom(name, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT, allow_errors=True,
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    started = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - started
+    print(f"{name}: {seconds:.1f} s")
+    assert not _problems(notebook), "\n".join(_problems(notebook))
+    svg = sum("image/svg+xml" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+    assert svg >= EXPECTED[name][1]
+    assert seconds < WALL_TIME_LIMIT, f"{name} took {seconds:.0f} s (limit {WALL_TIME_LIMIT:.0f} s on a CPU)"
+
+
+# ---- in a real JupyterLab ----------------------------------------------------------------
+
+ERRORS_JS = """() => [...document.querySelectorAll(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+    .map((e) => e.textContent).filter((t) => /Traceback|Error/.test(t))"""
+RENDERED_CHARTS_JS = """() => [...document.querySelectorAll('.farms-viz')].map((root) =>
+    [...root.querySelectorAll('.fv-chart')].filter((c) => c.dataset.rendered === 'true'
+        && c.querySelector('svg, canvas')).length)"""
+
+SVG_OUTPUT = ".jp-OutputArea-output[data-mime-type='image/svg+xml']"
+# JupyterLab shows an SVG output as an <img>: count the ones that decoded to a picture
+DRAWN_SVG_OUTPUTS_JS = f"""() => [...document.querySelectorAll("{SVG_OUTPUT}")].filter((output) =>
+    [...output.querySelectorAll('img')].some((img) => img.complete && img.naturalWidth > 0)
+    || output.querySelector('svg')).length"""
+
+
+def _wait_for_explorers(page, count: int, timeout: float = 120_000) -> None:
+    """Every Explorer has drawn its charts and finished its last analysis."""
+    page.wait_for_function(
+        f"""() => {{ const roots = [...document.querySelectorAll('.farms-viz')];
+                    return roots.length === {count} && roots.every((root) =>
+                      !root.classList.contains('fv-running') &&
+                      [...root.querySelectorAll('.fv-chart')].filter((c) => c.dataset.rendered === 'true'
+                        && c.querySelector('svg, canvas')).length === {CHARTS_PER_EXPLORER}); }}""",
+        timeout=timeout)
+
+
+def _api(lab, method: str, path: str):
+    request = urllib.request.Request(f"{lab.url}{path}?token={lab.token}", method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+@pytest.fixture
+def fresh_lab(lab):
+    """The shared server with no saved workspace (JupyterLab would reopen the notebooks of earlier
+    tests as hidden tabs) and, afterwards, no kernel left running."""
+    for workspace in _api(lab, "GET", "lab/api/workspaces").get("workspaces", {}).get("ids", []):
+        _api(lab, "DELETE", f"lab/api/workspaces/{workspace}")
+    yield lab
+    for session in _api(lab, "GET", "api/sessions"):
+        _api(lab, "DELETE", f"api/sessions/{session['id']}")
+
+
+def _run_all_cells(page, timeout: float) -> None:
+    """Run > Run All Cells, then wait until every code cell shows its execution count."""
+    started = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                     .some((e) => /\\[(\\*|\\d+)\\]/.test(e.textContent))"""
+    for attempt in range(3):  # a click on a menu that is still settling can be lost: retry
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+        try:
+            page.wait_for_function(started, timeout=20_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+    # markdown cells have an empty prompt: look at code cells only
+    page.wait_for_function(
+        """() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                   return p.length > 0 && p.every((e) => /\\[\\d+\\]/.test(e.textContent)); }""",
+        timeout=timeout)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_notebook_run_all_in_jupyterlab(name, fresh_lab, browser_page):
+    page, lab = browser_page, fresh_lab
+    shutil.copy(NOTEBOOKS / name, lab.root_dir / name)
+    open_notebook(page, lab, name)
+    stem = name.removesuffix(".ipynb")
+    started = time.perf_counter()
+    try:
+        _run_all_cells(page, timeout=WALL_TIME_LIMIT * 1000)
+    except Exception:
+        page.screenshot(path=str(SCREENSHOTS / f"{stem}_FAILED.png"))
+        raise
+    seconds = time.perf_counter() - started
+    print(f"{name}: Run All took {seconds:.1f} s in JupyterLab")
+
+    assert page.evaluate(ERRORS_JS) == []
+    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").count() == 0
+    explorers, charts = EXPECTED[name]
+    _wait_for_explorers(page, explorers)
+    assert page.evaluate(RENDERED_CHARTS_JS) == [CHARTS_PER_EXPLORER] * explorers
+    assert page.evaluate(DRAWN_SVG_OUTPUTS_JS) >= charts
+    assert page.locator(".farms-viz .fv-error:not([hidden])").count() == 0
+    offline = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
+    assert [url for url in page.requested_urls if not url.startswith(offline)] == []
+
+    roots = page.locator(".farms-viz")
+    for index in range(explorers):
+        roots.nth(index).scroll_into_view_if_needed()
+        roots.nth(index).screenshot(path=str(SCREENSHOTS / f"{stem}_explorer_{index + 1}.png"))
+    charts_drawn = page.locator(SVG_OUTPUT)
+    for index in range(charts_drawn.count()):
+        charts_drawn.nth(index).scroll_into_view_if_needed()
+        charts_drawn.nth(index).screenshot(path=str(SCREENSHOTS / f"{stem}_chart_{index + 1}.png"))
+    # the page as a reader sees it: the first Explorer, or else the last chart, in view
+    (roots.first if explorers else page.locator(SVG_OUTPUT).last).scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / f"{stem}.png"))
+    if name.startswith("01_"):
+        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        roots.first.screenshot(path=str(DOCS_SCREENSHOT))
