@@ -5,6 +5,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from .charts import METHOD_COLORS, METHOD_DOMAIN, layer_axis
+
 METHOD_TITLES = {"esd": "standard ESD", "farms": "FARMS"}
 
 
@@ -39,8 +41,12 @@ def allocation_comparison(frame: pd.DataFrame, *, show_alpha: bool = True, width
     order = list(dict.fromkeys(data["layer"]))
     methods = list(dict.fromkeys(data["method_title"]))
     width = width or max(240, 14 * len(order) * len(methods))
-    x = alt.X("layer:N", sort=order, title=None, axis=alt.Axis(labelAngle=-60, labelLimit=220))
-    color = alt.Color("method_title:N", title="alphas from", sort=methods)
+    x = alt.X("layer:N", sort=order, title=None, axis=layer_axis(len(order)))
+    # the explorer's colours: the same method looks the same in every chart
+    scale = (alt.Scale(domain=METHOD_DOMAIN, range=METHOD_COLORS) if set(methods) <= set(METHOD_DOMAIN)
+             else alt.Undefined)
+    color = alt.Color("method_title:N", title="alphas from", sort=methods, scale=scale,
+                      legend=alt.Legend(orient="top"))
     tooltip = [c for c in ("layer:N", "method_title:N", "alpha:Q", "sparsity:Q", "params:Q", "group:N")
                if c.split(":")[0] in data.columns]
     bars = alt.Chart(data).mark_bar().encode(
@@ -51,7 +57,9 @@ def allocation_comparison(frame: pd.DataFrame, *, show_alpha: bool = True, width
     sparsity_panel = alt.layer(bars, target).properties(width=width, height=height)
     if not (show_alpha and "alpha" in data.columns):
         return sparsity_panel
+    # the layer names are written once, under the sparsity bars
     alphas = alt.Chart(data).mark_line(point=True).encode(
-        x=x, y=alt.Y("alpha:Q", title="alpha", scale=alt.Scale(zero=False)), color=color,
+        x=alt.X("layer:N", sort=order, title=None, axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("alpha:Q", title="alpha", scale=alt.Scale(zero=False)), color=color,
         tooltip=tooltip).properties(width=width, height=height * 2 // 3)
     return alt.vconcat(alphas, sparsity_panel).resolve_scale(x="shared")

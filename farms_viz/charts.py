@@ -47,6 +47,22 @@ def records(frame: pd.DataFrame, digits: int | None = None) -> list[dict]:
     return [{k: plain(v) for k, v in row.items()} for row in clean.to_dict("records")]
 
 
+def layer_axis(count: int, **kwargs) -> alt.Axis:
+    """An x axis of layer names that stays readable for hundreds of layers.
+
+    Up to 16 layers: every name, slanted. More: vertical names shortened to their last dotted
+    components (the block index and the module, e.g. ``…0.attention.self.query``), thinned
+    by Vega when they would overlap; the tooltip names every point in full.
+    """
+    if count <= 16:
+        return alt.Axis(labelAngle=-45, labelLimit=170, labelOverlap=False, **kwargs)
+    # long names keep their last dotted components (24 characters at most): "…0.attention.self.query"
+    shorten = ("length(datum.label) > 24 ? replace(datum.label, regexp('^.*?[.](?=.{1,24}$)'), '\u2026') "
+               ": datum.label")
+    return alt.Axis(labelAngle=-90, labelLimit=170, labelOverlap="greedy", labelFontSize=10, labelPadding=4,
+                    labelExpr=shorten, **kwargs)
+
+
 def _color(legend: bool = True) -> alt.Color:
     return alt.Color("method_label:N", title="method", legend=alt.Legend(orient="top") if legend else None,
                      scale=alt.Scale(domain=METHOD_DOMAIN, range=METHOD_COLORS))
@@ -61,7 +77,8 @@ def _with_data(chart, frames: dict[str, pd.DataFrame], selected_layer: str | Non
         alt.param(name=SELECTED, value=selected_layer))
 
 
-def layer_alpha_chart(layers: pd.DataFrame, selected_layer: str | None = None, width: int | None = None):
+def layer_alpha_chart(layers: pd.DataFrame, selected_layer: str | None = None, width: int | None = None,
+                      layer_count: int | None = None):
     """Alpha of every layer, standard ESD and FARMS side by side, layers in model order.
 
     Parameters
@@ -69,6 +86,8 @@ def layer_alpha_chart(layers: pd.DataFrame, selected_layer: str | None = None, w
     layers : :func:`~farms_viz.chart_data.layer_frame` output.
     selected_layer : layer drawn highlighted.
     width : plot width in pixels (default: from the number of layers).
+    layer_count : the number of layers the axis is laid out for (default: those in ``layers``;
+        the widget builds its spec before it has rows).
 
     Returns
     -------
@@ -83,18 +102,18 @@ def layer_alpha_chart(layers: pd.DataFrame, selected_layer: str | None = None, w
     >>> layer_alpha_chart(layer_frame(a)).to_dict()["datasets"]["layers"][0]["method"]
     'esd'
     """
-    count = max(1, layers["layer"].nunique())
+    count = layer_count or max(1, layers["layer"].nunique())
     width = width or int(min(880, max(360, 22 * count)))
+    size = 70 if count <= 60 else 28
     base = alt.Chart(alt.NamedData(name="layers"))
-    x = alt.X("layer:N", sort=alt.EncodingSortField("order"), title=None,
-              axis=alt.Axis(labelAngle=-50, labelLimit=170, labelOverlap=False))
-    points = base.mark_point(size=70, strokeWidth=2).encode(
+    x = alt.X("layer:N", sort=alt.EncodingSortField("order"), title=None, axis=layer_axis(count))
+    points = base.mark_point(size=size, strokeWidth=2 if count <= 60 else 1.5).encode(
         x=x, xOffset=alt.XOffset("method_label:N", scale=alt.Scale(domain=METHOD_DOMAIN)),
         y=alt.Y("alpha:Q", title="alpha (power-law exponent)", scale=alt.Scale(zero=False, padding=12)),
         color=_color(), fill=alt.condition("datum.covers_whole_matrix && datum.method === 'farms'",
                                            alt.value("transparent"), _color(legend=False)),
         shape=alt.value("circle"),
-        size=alt.condition(_is_selected(), alt.value(160), alt.value(70)),
+        size=alt.condition(_is_selected(), alt.value(160), alt.value(size)),
         tooltip=LAYER_TOOLTIP,
     )
     highlight = base.mark_rect(opacity=0.12, color="#888").encode(x=x).transform_filter(

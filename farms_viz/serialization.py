@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pandas as pd
 
+from .allocation_charts import METHOD_TITLES, allocation_comparison
 from .analysis import Analysis
 from .chart_data import layer_frame, spectrum_frames, table_frame
 from .charts import ALPHA_RULES, alpha_aspect_chart, default_layer, layer_alpha_chart, records, spectrum_chart
+from .sweep_charts import alpha_vs_window
 
 _LAYER_COLUMNS = ["layer", "order", "method", "method_label", "shape", "aspect_ratio", "alpha", "D", "xmin",
                   "n_tail", "window", "num_windows", "coverage", "covers_whole_matrix", "alpha_delta"]
@@ -34,7 +37,7 @@ def explorer_specs(layer_count: int) -> dict[str, dict]:
     width = int(min(880, max(360, 22 * layer_count)))
     empty = pd.DataFrame(columns=_LAYER_COLUMNS)
     return {
-        "alpha_by_layer": _without_rows(layer_alpha_chart(empty, width=width)),
+        "alpha_by_layer": _without_rows(layer_alpha_chart(empty, width=width, layer_count=layer_count)),
         "alpha_vs_aspect": _without_rows(alpha_aspect_chart(empty)),
         "spectrum": _without_rows(spectrum_chart({})),
     }
@@ -87,3 +90,69 @@ def explorer_state(analysis: Analysis, selected_layer: str | None = None, all_sp
     if all_spectra:
         state["_spectra_by_layer"] = {name: spectrum_datasets(analysis, name) for name in analysis.layers}
     return state
+
+
+def _named_rows(spec: dict, name: str) -> tuple[dict, list[dict]]:
+    """A spec whose one inline data set is renamed ``name`` and emptied, and that data set's rows.
+
+    Altair names a data set by a hash of its rows; the front end swaps rows by name, so the
+    widget's specs use stable names and carry no rows.
+    """
+    (old, rows), = spec.get("datasets", {}).items()
+
+    def rename(node):
+        if isinstance(node, dict):
+            return {k: ({"name": name} if k == "data" and v == {"name": old} else rename(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [rename(v) for v in node]
+        return node
+
+    spec = rename({k: v for k, v in spec.items() if k != "datasets"})
+    spec["datasets"] = {name: []}
+    return spec, rows
+
+
+def allocation_layers(analysis: Analysis) -> list[str]:
+    """The layers an allocation can use: every method's alpha is finite there (model order)."""
+    return [name for name in analysis.layers
+            if all(np.isfinite(analysis.spectra[(name, m)].fit.alpha)
+                   for m in analysis.methods if (name, m) in analysis.spectra)]
+
+
+def allocation_datasets(frame: pd.DataFrame) -> tuple[dict, dict[str, list[dict]]]:
+    """The allocation panel: its spec (rows left out) and its rows, by data set name.
+
+    Parameters
+    ----------
+    frame : :func:`farms_viz.allocate.allocation_frame` output.
+    """
+    data = frame.assign(method_title=frame["method"].map(lambda m: METHOD_TITLES.get(m, m)))
+    spec = _allocation_spec(tuple(dict.fromkeys(frame["layer"])), tuple(dict.fromkeys(frame["method"])),
+                            tuple(frame.columns))
+    return spec, {"allocation": records(data, digits=5)}
+
+
+@functools.lru_cache(maxsize=8)
+def _allocation_spec(layers: tuple[str, ...], methods: tuple[str, ...], columns: tuple[str, ...]) -> dict:
+    """The allocation chart for these layers and methods; built once, the rows change."""
+    sample = pd.DataFrame([{column: 0.5 for column in columns} | {"layer": name, "method": method, "group": name}
+                           for method in methods for name in layers])
+    spec, _ = _named_rows(allocation_comparison(sample, height=170).to_dict(validate=False), "allocation")
+    return spec
+
+
+def sweep_datasets(frame: pd.DataFrame, current_window: int | None) -> tuple[dict, dict[str, list[dict]]]:
+    """The sweep panel: alpha against window size per layer (current window marked), and its rows.
+
+    Parameters
+    ----------
+    frame : :func:`farms_viz.sweep` output.
+    current_window : the window in use, drawn as a rule in every layer's panel.
+    """
+    chart = alpha_vs_window(frame, current_window=current_window, columns=4, width=170, height=100)
+    spec, rows = _named_rows(chart.to_dict(validate=False), "sweep")
+    return spec, {"sweep": _rounded(rows)}
+
+
+def _rounded(rows: list[dict], digits: int = 5) -> list[dict]:
+    return records(pd.DataFrame(rows), digits=digits) if rows else []

@@ -61,7 +61,10 @@ def alpha_vs_window(frame: pd.DataFrame, *, current_window: int | None = None, b
     """
     data = _prepared(frame, band, layers)
     order = list(dict.fromkeys(data["layer"]))
-    x = alt.X("window:Q", scale=alt.Scale(type="log"), title="window m")
+    # ticks at the windows tried, on an axis that spans them (a nice log domain would run 1..100)
+    tried = sorted({int(w) for w in data["window"]})
+    x = alt.X("window:Q", scale=alt.Scale(type="log", nice=False, padding=10), title="window m",
+              axis=alt.Axis(values=tried, format="d", labelOverlap="greedy", grid=False))
     color = alt.Color("setting:N", title="grid, aspect")
     tooltip = ["layer:N", "window:Q", "window_rows:Q", "window_cols:Q", "num_windows:Q", "setting:N",
                alt.Tooltip("alpha:Q", format=".3f"), alt.Tooltip("alpha_std:Q", format=".3f"),

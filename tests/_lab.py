@@ -26,15 +26,20 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshot
 
 @dataclass
 class Lab:
-    """A running JupyterLab: base URL (ends with /), token and the folder it serves."""
+    """A running Jupyter server: base URL (ends with /), token and the folder it serves.
+
+    ``app`` is "lab" (JupyterLab) or "notebook" (Notebook 7).
+    """
 
     url: str
     token: str
     root_dir: Path
     process: subprocess.Popen
+    app: str = "lab"
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}lab/tree/{name}?token={self.token}"
+        page = "notebooks" if self.app == "notebook" else "lab/tree"
+        return f"{self.url}{page}/{name}?token={self.token}"
 
 
 def free_port() -> int:
@@ -43,22 +48,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_lab(root_dir: Path, timeout: float = 90.0) -> Lab:
-    """Start ``jupyter lab`` in its own process group; wait until its API answers."""
+def start_lab(root_dir: Path, timeout: float = 90.0, app: str = "lab") -> Lab:
+    """Start ``jupyter lab`` (or ``jupyter notebook``, Notebook 7) in its own process group;
+    wait until its API answers. Its user settings (theme...) live under ``root_dir``."""
     port, token = free_port(), secrets.token_hex(16)
-    log = open(root_dir / "jupyter-lab.log", "wb")  # noqa: SIM115 (lives as long as the server)
+    log = open(root_dir / f"jupyter-{app}.log", "wb")  # noqa: SIM115 (lives as long as the server)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("ANYWIDGET_HMR", None)
+    app_class = "JupyterNotebookApp" if app == "notebook" else "LabApp"
+    extra = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"] if app == "lab" else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        [sys.executable, "-m", "jupyter", app, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+         f"--{app_class}.user_settings_dir={root_dir / '.user-settings'}",
+         f"--{app_class}.workspaces_dir={root_dir / '.workspaces'}", *extra],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=root_dir)
-    lab = Lab(f"http://127.0.0.1:{port}/", token, root_dir, process)
+    lab = Lab(f"http://127.0.0.1:{port}/", token, root_dir, process, app)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited: {(root_dir / 'jupyter-lab.log').read_text()[-2000:]}")
+            raise RuntimeError(f"jupyter {app} exited: {(root_dir / f'jupyter-{app}.log').read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"{lab.url}api/status?token={token}", timeout=2) as response:
                 if response.status == 200:
@@ -66,7 +75,7 @@ def start_lab(root_dir: Path, timeout: float = 90.0) -> Lab:
         except OSError:
             time.sleep(0.3)
     stop_lab(lab)
-    raise RuntimeError("jupyter lab did not answer within {timeout:.0f} s")
+    raise RuntimeError(f"jupyter {app} did not answer within {timeout:.0f} s")
 
 
 def stop_lab(lab: Lab) -> None:
@@ -98,14 +107,22 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
 
 
+KERNEL_IDLE = {
+    "lab": """() => [...document.querySelectorAll('.jp-StatusBar-TextItem, .jp-StatusBar-Item')]
+                    .some((e) => /Python.*\\| Idle/.test(e.textContent))""",
+    # Notebook 7: no status bar; the toolbar names the kernel and says "Kernel status: Idle"
+    "notebook": """() => [...document.querySelectorAll('.jp-Toolbar-item')]
+                           .some((e) => /Kernel status: Idle/.test(e.textContent))
+                      && [...document.querySelectorAll('.jp-KernelName')].some((e) => /Python/.test(e.textContent))""",
+}
+
+
 def open_notebook(page, lab: Lab, name: str, timeout: float = 90_000) -> None:
     """Open a notebook and wait until its kernel is idle."""
     page.goto(lab.notebook_url(name))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout)
-    # the status bar reads "Python 3 (ipykernel) | Idle" once the kernel answers
-    page.wait_for_function(
-        """() => [...document.querySelectorAll('.jp-StatusBar-TextItem, .jp-StatusBar-Item')]
-                 .some((e) => /Python.*\\| Idle/.test(e.textContent))""", timeout=timeout)
+    # JupyterLab's status bar reads "Python 3 (ipykernel) | Idle" once the kernel answers
+    page.wait_for_function(KERNEL_IDLE[lab.app], timeout=timeout)
     news = page.locator(".jp-toast-button", has_text="No")  # "get notified about Jupyter news?"
     if news.count():
         news.first.click()

@@ -186,3 +186,125 @@ def test_the_wheel_ships_the_front_end(tmp_path):
     (wheel,) = tmp_path.glob("farms_viz-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "farms_viz/static/widget.js" in names and "farms_viz/static/widget.css" in names
+
+
+# ----- allocation and sweep panels ------------------------------------------------------------
+def _weighted_mean(ratios: dict[str, float], analysis) -> float:
+    params = farms_viz.allocate.layer_params(analysis)
+    return sum(params[k] * s for k, s in ratios.items()) / sum(params[k] for k in ratios)
+
+
+def _allocation_rows(explorer: Explorer, method: str) -> dict[str, float]:
+    return {row["layer"]: row["sparsity"] for row in explorer._datasets["allocation"] if row["method"] == method}
+
+
+def test_allocation_follows_the_sliders_without_reanalysing(counted):
+    explorer = Explorer(_model(8), window=32, windows_per_dim=3)
+    analysis = explorer.wait()
+    calls = dict(counted)
+    explorer.set_state({"target_sparsity": 0.8, "epsilon": 0.3})  # what the sliders send
+    assert counted == calls and explorer.wait() is analysis  # no re-analysis
+    ratios = explorer.allocation
+    assert list(ratios) == analysis.layers
+    assert _weighted_mean(ratios, analysis) == pytest.approx(0.8, abs=1e-9)
+    assert ratios == farms_viz.allocate.sparsity_from_analysis(analysis, 0.8, 0.3, method="farms")
+    assert _allocation_rows(explorer, "farms") == pytest.approx(ratios, rel=1e-4)  # what the chart draws
+    esd = _allocation_rows(explorer, "esd")
+    assert _weighted_mean(esd, analysis) == pytest.approx(0.8, abs=1e-4) and esd != pytest.approx(ratios)
+    explorer.allocation_method = "esd"
+    assert explorer.allocation == pytest.approx(esd, rel=1e-4)
+    explorer.close()
+
+
+def test_grouping_gives_one_ratio_per_block():
+    torch.manual_seed(9)
+    blocks = nn.ModuleDict({"layers": nn.ModuleList(
+        nn.Sequential(nn.Linear(64, 128), nn.Linear(128, 64)) for _ in range(3))})
+    explorer = Explorer(blocks, window=32, windows_per_dim=3, grouping=True, target_sparsity=0.6)
+    ratios = explorer.allocation
+    for block in range(3):
+        assert ratios[f"layers.{block}.0"] == ratios[f"layers.{block}.1"]
+    assert _weighted_mean(ratios, explorer.analysis) == pytest.approx(0.6, abs=1e-9)
+    explorer.close()
+
+
+def test_a_window_change_updates_the_farms_allocation():
+    explorer = Explorer(_model(10), window=32, windows_per_dim=3, epsilon=0.5)
+    before = explorer.allocation
+    explorer.window = 16
+    after = explorer.allocation
+    assert after != before and _allocation_rows(explorer, "farms") == pytest.approx(after, rel=1e-4)
+    explorer.close()
+
+
+def test_a_refused_target_shows_why_and_keeps_the_last_allocation():
+    explorer = Explorer(_model(11), window=32, windows_per_dim=3)
+    explorer.wait()
+    rows = explorer._datasets["allocation"]
+    explorer.target_sparsity = 1.5
+    assert "target must be a number in [0, 1)" in explorer.error
+    assert explorer._datasets["allocation"] == rows
+    explorer.target_sparsity = 0.5
+    assert explorer.error == ""
+    with pytest.raises(ValueError, match="allocation_method must be one of"):
+        Explorer(_model(11), allocation_method="alpha")
+    explorer.close()
+
+
+def test_save_allocation_writes_the_ratios_as_json(tmp_path):
+    import json
+
+    explorer = Explorer(_model(12), window=32, windows_per_dim=3)
+    path = explorer.save_allocation(tmp_path / "ratios.json")
+    assert json.loads(path.read_text()) == pytest.approx(explorer.allocation)
+    explorer.allocation_path = str(tmp_path / "button.json")
+    explorer._on_custom_message(explorer, {"type": "save_allocation"}, [])  # the button
+    assert json.loads((tmp_path / "button.json").read_text()) == pytest.approx(explorer.allocation)
+    assert "button.json" in explorer._allocation_note
+    explorer.close()
+
+
+def test_default_sweep_windows_come_from_the_layer_sizes():
+    explorer = Explorer(_model(13), window=40, windows_per_dim=3)
+    assert explorer.sweep_windows == [8, 13, 20, 31, 40, 48]  # up to the smallest large layer (48), + the current
+    assert widget_module.default_sweep_windows([384] * 36 + [2], 100) == [24, 48, 96, 100, 192, 384]
+    explorer.close()
+
+
+def test_run_sweep_in_the_background_draws_alpha_against_window():
+    explorer = Explorer(_model(14), window=32, windows_per_dim=3)
+    analysis = explorer.wait()
+    explorer._on_custom_message(explorer, {"type": "run_sweep"}, [])  # the button
+    frame = explorer.sweep_results
+    assert sorted(frame["window"].unique()) == explorer.sweep_windows
+    assert list(dict.fromkeys(frame["layer"])) == analysis.layers
+    assert not explorer._sweep_running and "3 layers x 6 windows" in explorer.sweep_status
+    spec = explorer._specs["sweep"]
+    assert spec["facet"]["field"] == "layer" and spec["data"] == {"name": "sweep"}
+    assert len(explorer._datasets["sweep"]) == len(frame)
+    assert '"32.0"' in str(spec).replace("'", '"')  # the current window's rule
+    explorer.window = 24  # the rule follows the window; the sweep stays
+    explorer.wait()
+    assert '"24.0"' in str(explorer._specs["sweep"]).replace("'", '"')
+    explorer.run_sweep(windows=[16, 8])
+    assert sorted(explorer.sweep_results["window"].unique()) == [8, 16]
+    explorer.close()
+
+
+def test_a_parameter_change_stops_a_running_sweep(monkeypatch):
+    explorer = Explorer(_model(15), window=32, windows_per_dim=3)
+    explorer.wait()
+    real = widget_module.sweep
+
+    def slow(*args, progress, **kwargs):
+        def later(done, total, label):
+            explorer.q = 0.5  # a slider moves while the sweep runs
+            progress(done, total, label)
+        return real(*args, progress=later, **kwargs)
+
+    monkeypatch.setattr(widget_module, "sweep", slow)
+    explorer.run_sweep(windows=[8, 16, 24])
+    explorer.wait()
+    assert explorer.sweep_results is None and "stopped" in explorer.sweep_status
+    assert explorer.analysis.params.q == 0.5 and not explorer._sweep_running
+    explorer.close()

@@ -1,8 +1,17 @@
 // One Vega view per chart. The spec arrives once; rows arrive as named data sets and are
 // swapped with Vega changesets so zoom and selection survive a recomputation.
+//
+// Widths follow the container: the plot widths in a spec are replaced by what fits the
+// element's width (measured, then corrected once by what the axes and legends really took),
+// and the chart is re-embedded when the element's width changes. A chart whose element is
+// hidden (another tab) keeps its rows and is drawn when it is shown.
 import embed, { vega } from "vega-embed";
 
 const SELECTED = "selected_layer";
+const MIN_PLOT_WIDTH = 160;
+const RESIZE_MS = 150;
+// first guesses of the pixels around a plot (y axis, its title, padding); measured afterwards
+const GUESS = { view: 80, facetCell: 70 };
 
 function copyRows(rows) {
   return (rows || []).map((row) => ({ ...row })); // vega tags the objects it holds
@@ -10,6 +19,43 @@ function copyRows(rows) {
 
 function datasetNames(spec) {
   return Object.keys(spec.datasets || {});
+}
+
+/** True where a layout engine runs (a browser), false in jsdom: there charts draw at spec size. */
+function hasLayout(element) {
+  const body = element.ownerDocument && element.ownerDocument.body;
+  return Boolean(body && body.clientWidth > 0);
+}
+
+/**
+ * The spec with its plot widths set so the whole chart is `width` pixels wide.
+ * `overhead`: pixels outside the plots (per view; per column for a facet). Returns
+ * { spec, plots } where plots is the sum of the plot widths across one row.
+ */
+export function sizeSpec(spec, width, overhead) {
+  const out = structuredClone(spec);
+  if (Array.isArray(out.hconcat)) {
+    const n = out.hconcat.length;
+    const spacing = (out.spacing ?? 20) * (n - 1);
+    const each = Math.max(MIN_PLOT_WIDTH, Math.floor((width - spacing - overhead * n) / n));
+    for (const child of out.hconcat) child.width = each;
+    return { spec: out, plots: each * n + spacing, views: n };
+  }
+  if (Array.isArray(out.vconcat)) {
+    const each = Math.max(MIN_PLOT_WIDTH, Math.floor(width - overhead));
+    for (const child of out.vconcat) child.width = each;
+    return { spec: out, plots: each, views: 1 };
+  }
+  if (out.facet && out.spec) {
+    const cell = out.spec.width ?? 170;
+    const spacing = out.spacing ?? 20;
+    const columns = Math.max(1, Math.floor((width + spacing) / (cell + overhead + spacing)));
+    out.columns = columns;
+    out.spec.width = Math.max(120, Math.floor((width + spacing) / columns - overhead - spacing));
+    return { spec: out, plots: (out.spec.width + spacing) * columns - spacing, views: columns };
+  }
+  out.width = Math.max(MIN_PLOT_WIDTH, Math.floor(width - overhead));
+  return { spec: out, plots: out.width, views: 1 };
 }
 
 export class ChartPanel {
@@ -22,7 +68,31 @@ export class ChartPanel {
     this.specKey = null;
     this.queue = Promise.resolve();
     this.datasets = {};
+    this.shown = {}; // JSON of the rows each data set last drew: unchanged rows are not re-sent to Vega
     this.version = 0;
+    this.dark = false;
+    this.selected = null;
+    this.width = 0; // the width the current view was sized for
+    this.overhead = null;
+    this.stale = false; // the spec or rows changed while hidden: draw when shown
+    this.resizeTimer = null;
+    if (typeof ResizeObserver !== "undefined") {
+      this.resizeObserver = new ResizeObserver(() => {
+        clearTimeout(this.resizeTimer);
+        this.resizeTimer = setTimeout(() => this.onResize(), RESIZE_MS);
+      });
+      this.resizeObserver.observe(container);
+    }
+  }
+
+  /** Pixels available, 0 when hidden; null where there is no layout (jsdom). */
+  available() {
+    if (!hasLayout(this.container)) return null;
+    return this.container.clientWidth;
+  }
+
+  markVersion(version) {
+    this.container.dataset.version = String(version);
   }
 
   /** Re-embed (only when the spec or the theme changed). */
@@ -33,52 +103,116 @@ export class ChartPanel {
     this.spec = spec;
     this.datasets = datasets;
     this.version = version;
-    this.queue = this.queue.then(() => this.embed(spec, dark, selected)).catch((error) => this.fail(error));
+    this.dark = dark;
+    this.selected = selected;
+    return this.redraw();
+  }
+
+  redraw() {
+    if (this.available() === 0) { // hidden: draw when shown
+      this.stale = true;
+      this.markVersion(this.version);
+      return this.queue;
+    }
+    this.stale = false;
+    this.queue = this.queue.then(() => this.embed()).catch((error) => this.fail(error));
     return this.queue;
   }
 
-  async embed(spec, dark, selected) {
+  onResize() {
+    const width = this.available();
+    if (!width || !this.spec) return;
+    if (this.stale || Math.abs(width - this.width) > 8) this.redraw();
+  }
+
+  async embed(retry = true) {
     // the latest rows, even if they arrived while an earlier embed was running
     const datasets = this.datasets;
     const version = this.version;
-    const full = structuredClone(spec);
-    full.datasets = Object.fromEntries(datasetNames(spec).map((name) => [name, copyRows(datasets[name])]));
-    full.params = (full.params || []).map((param) => (param.name === SELECTED ? { ...param, value: selected ?? null } : param));
+    const width = this.available();
+    let full = this.spec;
+    let sized = null;
+    if (width) {
+      const overhead = this.overhead ?? (full.facet ? GUESS.facetCell : GUESS.view);
+      sized = sizeSpec(full, width, overhead);
+      full = sized.spec;
+    } else {
+      full = structuredClone(full);
+    }
+    full.datasets = Object.fromEntries(datasetNames(full).map((name) => [name, copyRows(datasets[name])]));
+    full.params = (full.params || []).map((param) => (param.name === SELECTED ? { ...param, value: this.selected ?? null } : param));
     full.config = { ...(full.config || {}), background: "transparent" };
     if (this.view) this.view.finalize();
-    const result = await embed(this.container, full, {
-      actions: false, renderer: "svg", theme: dark ? "dark" : undefined, tooltip: { theme: dark ? "dark" : "light" },
+    // vega-embed makes its element an inline-block as wide as the chart: give it a child, so the
+    // panel's own element keeps the container's width and can be measured
+    if (!this.target || this.target.parentElement !== this.container) {
+      this.target = document.createElement("div");
+      this.container.replaceChildren(this.target);
+    }
+    const result = await embed(this.target, full, {
+      actions: false, renderer: "svg", theme: this.dark ? "dark" : undefined, tooltip: { theme: this.dark ? "dark" : "light" },
     });
     this.view = result.view;
+    this.width = width || 0;
+    this.shown = Object.fromEntries(datasetNames(full).map((name) => [name, JSON.stringify(datasets[name] || [])]));
     this.view.addEventListener("click", (_event, item) => {
       const layer = item && item.datum && item.datum.layer;
       if (typeof layer === "string") this.onSelect(layer);
     });
+    if (sized && retry) {
+      // what the axes and legends really took (labels differ with the data): size once more if
+      // the guess was off, or the chart spills over
+      const svg = this.container.querySelector("svg");
+      const drawn = svg ? Number(svg.getAttribute("width")) : 0;
+      if (drawn > 0 && (drawn > width || (this.overhead === null && drawn < width - 12))) {
+        this.overhead = Math.max(0, (drawn - sized.plots) / sized.views) + (drawn > width ? 2 : 0);
+        return this.embed(false);
+      }
+      if (drawn > 0 && this.overhead === null) this.overhead = Math.max(0, (drawn - sized.plots) / sized.views);
+    }
     this.container.dataset.rendered = "true";
-    this.container.dataset.version = String(version);
+    this.markVersion(version);
+    return undefined;
   }
 
   /** Swap the rows of the data sets this chart reads; scales, zoom and selection stay. */
   setData(datasets, version) {
     this.datasets = datasets;
     this.version = version;
+    if (!this.spec) { // no chart yet: nothing to draw
+      this.markVersion(version);
+      return this.queue;
+    }
+    if (this.available() === 0) { // hidden: the embed when it is shown uses these rows
+      this.stale = true;
+      this.markVersion(version);
+      return this.queue;
+    }
     this.queue = this.queue.then(async () => {
-      if (!this.view || !this.spec) return; // the coming embed uses this.datasets
+      if (!this.view) { // the embed failed; its message stays
+        this.markVersion(version);
+        return;
+      }
       let changed = false;
       for (const name of datasetNames(this.spec)) {
         if (!(name in datasets)) continue;
-        const rows = copyRows(datasets[name]);
-        this.view.change(name, vega.changeset().remove(() => true).insert(rows));
+        const text = JSON.stringify(datasets[name]);
+        if (this.shown[name] === text) continue;
+        this.shown[name] = text;
+        this.view.change(name, vega.changeset().remove(() => true).insert(copyRows(datasets[name])));
         changed = true;
       }
-      if (changed) await this.view.runAsync();
-      this.container.dataset.updates = String(Number(this.container.dataset.updates || 0) + 1);
-      this.container.dataset.version = String(version);
+      if (changed) {
+        await this.view.runAsync();
+        this.container.dataset.updates = String(Number(this.container.dataset.updates || 0) + 1);
+      }
+      this.markVersion(version);
     }).catch((error) => this.fail(error));
     return this.queue;
   }
 
   setSelected(layer) {
+    this.selected = layer ?? null;
     this.queue = this.queue.then(async () => {
       if (!this.view) return;
       try {
@@ -96,9 +230,12 @@ export class ChartPanel {
     message.className = "fv-chart-error";
     message.textContent = `chart ${this.name} failed: ${error && error.message ? error.message : error}`;
     this.container.replaceChildren(message);
+    this.markVersion(this.version);
   }
 
   dispose() {
+    clearTimeout(this.resizeTimer);
+    if (this.resizeObserver) this.resizeObserver.disconnect();
     if (this.view) this.view.finalize();
     this.view = null;
   }

@@ -121,3 +121,158 @@ export function createControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
     dispose() { if (timer !== null) clearTimeout(timer); },
   };
 }
+
+/** Debounced model.set + save_changes; `pending` holds what the user is still choosing. */
+function createSender(model, debounceMs) {
+  const pending = new Map();
+  let timer = null;
+  function flush() {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (!pending.size) return;
+    for (const [name, value] of pending) model.set(name, value);
+    pending.clear();
+    model.save_changes();
+  }
+  return {
+    pending,
+    flush,
+    send(name, value) {
+      pending.set(name, value);
+      if (timer !== null) clearTimeout(timer);
+      timer = setTimeout(flush, debounceMs);
+    },
+    dispose() { if (timer !== null) clearTimeout(timer); },
+  };
+}
+
+function button(text, title) {
+  const node = document.createElement("button");
+  node.type = "button";
+  node.className = "fv-button";
+  node.textContent = text;
+  if (title) node.title = title;
+  return node;
+}
+
+/**
+ * The allocation controls: target sparsity, epsilon, block grouping, whose alphas, and
+ * saving the ratios as JSON on the kernel's side. Returns { element, inputs, sync(), dispose() }.
+ */
+export function createAllocationControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
+  const element = document.createElement("div");
+  element.className = "fv-controls fv-allocation-controls";
+  element.addEventListener("keydown", (event) => event.stopPropagation());
+  const sender = createSender(model, debounceMs);
+
+  const target = slider("target_sparsity", 0.01);
+  target.min = "0.05";
+  target.max = "0.95";
+  const epsilon = slider("epsilon", 0.01);
+  epsilon.min = "0";
+  epsilon.max = "0.9";
+  const grouping = document.createElement("input");
+  grouping.type = "checkbox";
+  grouping.name = "grouping";
+  const method = document.createElement("select");
+  method.name = "allocation_method";
+  const path = document.createElement("input");
+  path.type = "text";
+  path.name = "allocation_path";
+  path.className = "fv-path";
+  path.spellcheck = false;
+  const save = button("save JSON", "write the ratios (layer name -> sparsity) as JSON, on the kernel's side");
+  save.name = "save_allocation";
+
+  const fields = {
+    target_sparsity: field("target sparsity S", target, "parameter-weighted mean sparsity of the analysed layers"),
+    epsilon: field("spread ε", epsilon, "ratios span S(1 − ε) … S(1 + ε): larger α, more pruning"),
+    grouping: field("group by block", grouping, "one ratio per transformer block (layers.N, h.N, blocks.N …)"),
+    allocation_method: field("ratios from", method, "whose alphas `explorer.allocation` and the JSON use"),
+    allocation_path: field("file", path, "where 'save JSON' writes, relative to the kernel's working directory"),
+  };
+  element.append(...Object.values(fields).map((f) => f.wrap), save);
+
+  const readouts = {
+    target_sparsity: () => Number(target.value).toFixed(2),
+    epsilon: () => Number(epsilon.value).toFixed(2),
+  };
+  for (const [name, input] of [["target_sparsity", target], ["epsilon", epsilon]]) {
+    input.addEventListener("input", () => { fields[name].readout.textContent = readouts[name](); });
+    input.addEventListener("change", () => sender.send(name, Number(input.value)));
+  }
+  grouping.addEventListener("change", () => sender.send("grouping", grouping.checked));
+  method.addEventListener("change", () => sender.send("allocation_method", method.value));
+  path.addEventListener("change", () => sender.send("allocation_path", path.value));
+  save.addEventListener("click", () => {
+    if (path.value !== model.get("allocation_path")) sender.send("allocation_path", path.value);
+    sender.flush(); // the kernel writes where the field says now
+    model.send({ type: "save_allocation" });
+  });
+
+  function sync() {
+    const limits = model.get("_limits") || {};
+    const methods = limits.allocation_methods ?? ["farms", "esd"];
+    if (method.options.length !== methods.length) {
+      method.replaceChildren(...methods.map((name) => new Option(name === "esd" ? "standard ESD" : "FARMS", name)));
+    }
+    if (!sender.pending.has("target_sparsity")) target.value = String(model.get("target_sparsity"));
+    if (!sender.pending.has("epsilon")) epsilon.value = String(model.get("epsilon"));
+    if (!sender.pending.has("grouping")) grouping.checked = Boolean(model.get("grouping"));
+    if (!sender.pending.has("allocation_method")) method.value = model.get("allocation_method");
+    if (!sender.pending.has("allocation_path") && document.activeElement !== path) path.value = model.get("allocation_path") ?? "";
+    for (const name of Object.keys(readouts)) fields[name].readout.textContent = readouts[name]();
+  }
+
+  return { element, inputs: { target_sparsity: target, epsilon, grouping, allocation_method: method, allocation_path: path, save }, sync, dispose: sender.dispose };
+}
+
+/** Parse "32, 64 128" into sorted unique whole numbers >= 2 (null when nothing valid). */
+export function parseWindows(text) {
+  const values = [...new Set(String(text).split(/[\s,;]+/).filter(Boolean).map(Number))]
+    .filter((v) => Number.isInteger(v) && v >= 2).sort((a, b) => a - b);
+  return values.length ? values : null;
+}
+
+/** The sweep controls: the windows to try and a button that runs the sweep in the kernel. */
+export function createSweepControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
+  const element = document.createElement("div");
+  element.className = "fv-controls fv-sweep-controls";
+  element.addEventListener("keydown", (event) => event.stopPropagation());
+  const sender = createSender(model, debounceMs);
+  const windows = document.createElement("input");
+  windows.type = "text";
+  windows.name = "sweep_windows";
+  windows.className = "fv-path";
+  windows.spellcheck = false;
+  const run = button("run sweep", "fit FARMS at every window size (a few analyses: runs in the background)");
+  run.name = "run_sweep";
+  const windowsField = field("window sizes m", windows, "comma-separated; the current q, k and fit are used");
+  const status = document.createElement("span");
+  status.className = "fv-sweep-status";
+  element.append(windowsField.wrap, run, status);
+
+  windows.addEventListener("change", () => {
+    const values = parseWindows(windows.value);
+    windows.classList.toggle("fv-invalid", values === null);
+    if (values) sender.send("sweep_windows", values);
+  });
+  run.addEventListener("click", () => {
+    const values = parseWindows(windows.value);
+    if (values) sender.send("sweep_windows", values);
+    sender.flush();
+    model.send({ type: "run_sweep" });
+  });
+
+  function sync() {
+    if (!sender.pending.has("sweep_windows") && document.activeElement !== windows) {
+      windows.value = (model.get("sweep_windows") || []).join(", ");
+    }
+    status.textContent = model.get("sweep_status") || "";
+    const running = Boolean(model.get("_sweep_running"));
+    run.disabled = running;
+    element.classList.toggle("fv-sweep-running", running);
+  }
+
+  return { element, inputs: { sweep_windows: windows, run }, sync, dispose: sender.dispose };
+}

@@ -1,9 +1,10 @@
-// farms_viz Explorer front end: controls, status, three charts and the layer table.
-// Works with any object that has the anywidget model interface (get/set/on/off/save_changes/send),
-// which is how the static HTML export reuses it.
+// farms_viz Explorer front end: controls, status, and three tabs: the spectra (alpha per layer,
+// alpha vs aspect ratio, the selected layer's spectrum, the layer table), the pruning allocation
+// and the window sweep. Works with any object that has the anywidget model interface
+// (get/set/on/off/save_changes/send), which is how the static HTML export reuses it (spectra only).
 import "./widget.css";
 import { ChartPanel } from "./charts.js";
-import { createControls } from "./controls.js";
+import { createAllocationControls, createControls, createSweepControls } from "./controls.js";
 import { formatNumber, formatSeconds } from "./format.js";
 import { createTable } from "./table.js";
 
@@ -12,7 +13,16 @@ const CHARTS = [
   { name: "alpha_by_layer", caption: "Filled: FARMS sampled the matrix; hollow: the window covers the whole matrix (FARMS = ESD). Dashed lines: α = 2 and 6. Click a point to see its spectrum; drag the y axis to zoom." },
   { name: "alpha_vs_aspect", caption: "A rising ESD trend with a flat FARMS trend is the aspect-ratio bias that FARMS removes." },
   { name: "spectrum", caption: "Bars: density of the eigenvalues. Solid: fitted power-law tail from xmin (dotted). Dashed: Marchenko-Pastur density of a random matrix of the window's shape." },
+  { name: "allocation", tab: "allocation", caption: "Top: each layer's α. Bottom: its pruning ratio from the standard ESD's α and from FARMS's α (dashed: the target). Larger α, more pruning; the parameter-weighted mean is the target." },
+  { name: "sweep", tab: "sweep", caption: "Line: FARMS α of the pooled windows; band: mean ± std of each window fitted on its own (narrow: a stable window size). Dashed: standard ESD α. Red: the current window." },
 ];
+export const TABS = [
+  { name: "spectra", label: "Spectra" },
+  { name: "allocation", label: "Allocation" },
+  { name: "sweep", label: "Sweep" },
+];
+const LAYER_PX = 16;
+const MIN_ALPHA_WIDTH = 420;
 
 /** True when JupyterLab (or the page) shows a dark theme. */
 export function isDarkTheme(doc = document) {
@@ -63,9 +73,11 @@ function render({ model, el }) {
     model.save_changes();
   };
 
+  const isStatic = Boolean(model.get("_static"));
+  const charts = CHARTS.filter(({ tab }) => !tab || !isStatic); // a static page has no kernel to allocate or sweep
   const panels = {};
   const sections = {};
-  for (const { name, caption } of CHARTS) {
+  for (const { name, caption } of charts) {
     const section = element("section", `fv-panel fv-panel-${name}`);
     const chart = element("div", "fv-chart");
     chart.dataset.chart = name;
@@ -75,12 +87,51 @@ function render({ model, el }) {
     sections[name] = section;
   }
   const row = element("div", "fv-row");
-  row.append(sections.alpha_vs_aspect, sections.spectrum);
+  row.append(sections.alpha_by_layer, sections.alpha_vs_aspect);
   const table = createTable(select);
   const tableSection = element("section", "fv-panel fv-panel-table");
   tableSection.append(element("div", "fv-panel-title", "layers (click a header to sort, a row to select)"), table.element);
-  root.append(header, controls.element, error, notice, sections.alpha_by_layer, row, tableSection);
+
+  const pages = { spectra: element("div", "fv-page fv-page-spectra") };
+  pages.spectra.append(row, sections.spectrum, tableSection);
+  const extras = [];
+  let allocation = null;
+  let sweep = null;
+  let allocationNote = null;
+  if (!isStatic) {
+    allocation = createAllocationControls(model);
+    sweep = createSweepControls(model);
+    allocationNote = element("div", "fv-note fv-allocation-note");
+    pages.allocation = element("div", "fv-page fv-page-allocation");
+    pages.allocation.append(allocation.element, allocationNote, sections.allocation);
+    pages.sweep = element("div", "fv-page fv-page-sweep");
+    pages.sweep.append(sweep.element, sections.sweep);
+    extras.push(allocation, sweep);
+  }
+  const tabBar = element("div", "fv-tabs");
+  tabBar.setAttribute("role", "tablist");
+  const tabButtons = {};
+  for (const { name, label } of TABS) {
+    if (!pages[name]) continue;
+    const tab = element("button", "fv-tab", label);
+    tab.type = "button";
+    tab.dataset.tab = name;
+    tab.setAttribute("role", "tab");
+    tab.addEventListener("click", () => showTab(name));
+    tabButtons[name] = tab;
+    tabBar.appendChild(tab);
+  }
+  tabBar.hidden = Object.keys(tabButtons).length < 2;
+
+  function showTab(name) {
+    for (const [key, page] of Object.entries(pages)) page.hidden = key !== name;
+    for (const [key, tab] of Object.entries(tabButtons)) tab.setAttribute("aria-selected", String(key === name));
+    root.dataset.tab = name;
+  }
+
+  root.append(header, controls.element, error, notice, tabBar, ...Object.values(pages));
   el.appendChild(root);
+  showTab("spectra");
 
   let timer = null;
   let startedAt = null;
@@ -115,7 +166,7 @@ function render({ model, el }) {
     const specs = model.get("_specs") || {};
     const datasets = model.get("_datasets") || {};
     const options = { dark: isDarkTheme(), selected: model.get("selected_layer"), version: dataVersion };
-    for (const { name } of CHARTS) {
+    for (const name of Object.keys(panels)) {
       if (specs[name]) panels[name].setSpec(specs[name], datasets, options);
     }
   }
@@ -135,8 +186,20 @@ function render({ model, el }) {
   }
 
   function drawTable() {
-    table.update(model.get("_table"));
+    const rows = model.get("_table") || [];
+    table.update(rows);
+    // alpha per layer wants ~16 px a layer: beside alpha vs aspect ratio when that fits, above it otherwise
+    row.style.setProperty("--fv-alpha-basis", `${Math.max(MIN_ALPHA_WIDTH, LAYER_PX * rows.length + 100)}px`);
     drawSelection();
+  }
+
+  function drawExtras() {
+    for (const part of extras) part.sync();
+    if (allocationNote) {
+      const text = model.get("_allocation_note") || "";
+      allocationNote.textContent = text;
+      allocationNote.hidden = !text;
+    }
   }
 
   const handlers = {
@@ -147,18 +210,28 @@ function render({ model, el }) {
     "change:_table": drawTable,
     "change:selected_layer": drawSelection,
     "change:window change:q change:windows_per_dim change:stride change:fit change:_limits": controls.sync,
+    "change:target_sparsity change:epsilon change:grouping change:allocation_method change:allocation_path change:sweep_windows change:sweep_status change:_sweep_running change:_allocation_note change:_limits": drawExtras,
   };
   for (const [events, handler] of Object.entries(handlers)) {
     for (const event of events.split(" ")) model.on(event, handler);
   }
 
+  // JupyterLab flips the attribute while it swaps the theme's style sheets: redraw once it settles
+  let themeTimer = null;
+  let shownDark = isDarkTheme();
   const observer = new MutationObserver(() => {
-    for (const panel of Object.values(panels)) panel.specKey = null; // force a re-embed in the new theme
-    drawSpecs();
+    clearTimeout(themeTimer);
+    themeTimer = setTimeout(() => {
+      if (isDarkTheme() === shownDark) return;
+      shownDark = isDarkTheme();
+      for (const panel of Object.values(panels)) panel.specKey = null; // force a re-embed in the new theme
+      drawSpecs();
+    }, 250);
   });
   observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
 
   controls.sync();
+  drawExtras();
   drawStatus();
   drawMessages();
   drawTable();
@@ -166,11 +239,13 @@ function render({ model, el }) {
 
   return () => {
     observer.disconnect();
+    clearTimeout(themeTimer);
     for (const [events, handler] of Object.entries(handlers)) {
       for (const event of events.split(" ")) model.off(event, handler);
     }
     if (timer !== null) clearInterval(timer);
     controls.dispose();
+    for (const part of extras) part.dispose();
     for (const panel of Object.values(panels)) panel.dispose();
   };
 }

@@ -22,7 +22,11 @@ function fakeModel(state) {
     },
     on(event, f) { listeners.set(event, [...(listeners.get(event) || []), f]); },
     off(event, f) { listeners.set(event, (listeners.get(event) || []).filter((g) => g !== f)); },
-    save_changes() { model.saved.push({ window: state.window, fit: state.fit }); },
+    save_changes() {
+      model.saved.push({ window: state.window, fit: state.fit });
+      model.savedState.push({ ...state });
+    },
+    savedState: [],
     send(message) { model.sent.push(message); },
     listenerCount: () => [...listeners.values()].reduce((n, fs) => n + fs.length, 0),
   };
@@ -40,7 +44,10 @@ function mount(extra = {}) {
     window: 32, q: 1, windows_per_dim: 3, stride: null, fit: "median", selected_layer: "a",
     status: "2 layers in 0.10 s", progress: 1, error: "", _running: false, _notice: "",
     _limits: { window_min: 2, window_max: 64, q_min: 0.1, q_max: 4, windows_per_dim_max: 30, fits: ["median", "peak", "ks"] },
-    _specs: {}, _datasets: {}, _table: TABLE, ...extra,
+    _specs: {}, _datasets: {}, _table: TABLE,
+    target_sparsity: 0.7, epsilon: 0.2, grouping: false, allocation_method: "farms",
+    allocation_path: "farms_viz_allocation.json", sweep_windows: [8, 16, 32], sweep_status: "not run yet",
+    _sweep_running: false, _allocation_note: "", ...extra,
   };
   const model = fakeModel(state);
   const el = document.createElement("div");
@@ -116,4 +123,64 @@ test("the bundle imports nothing from the network", () => {
   assert.doesNotMatch(source, /\bimport\s*\(?\s*["'`]https?:/);
   assert.doesNotMatch(source, /\bfrom\s*["'`]https?:/);
   assert.doesNotMatch(source, /esm\.sh|cdn\.jsdelivr|unpkg\.com/);
+});
+
+test("tabs: spectra first; allocation and sweep pages shown on a click", () => {
+  const { root, cleanup } = mount();
+  const visible = () => [...root.querySelectorAll(".fv-page")].filter((p) => !p.hidden).map((p) => p.className);
+  assert.deepEqual([...root.querySelectorAll(".fv-tab")].map((t) => t.textContent), ["Spectra", "Allocation", "Sweep"]);
+  assert.deepEqual(visible(), ["fv-page fv-page-spectra"]);
+  root.querySelector(".fv-tab[data-tab='allocation']").dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.deepEqual(visible(), ["fv-page fv-page-allocation"]);
+  assert.equal(root.dataset.tab, "allocation");
+  assert.equal(root.querySelector(".fv-chart[data-chart='allocation']").closest(".fv-page").hidden, false);
+  cleanup();
+});
+
+test("allocation controls send their traits after the debounce; save asks the kernel", async () => {
+  const { model, root, cleanup } = mount();
+  const target = root.querySelector("input[name='target_sparsity']");
+  assert.equal(target.value, "0.7");
+  target.value = "0.8";
+  target.dispatchEvent(new Event("input"));
+  target.dispatchEvent(new Event("change"));
+  const grouping = root.querySelector("input[name='grouping']");
+  grouping.checked = true;
+  grouping.dispatchEvent(new Event("change"));
+  await sleep(260);
+  assert.equal(model.savedState.length, 1);
+  assert.equal(model.get("target_sparsity"), 0.8);
+  assert.equal(model.get("grouping"), true);
+  const path = root.querySelector("input[name='allocation_path']");
+  path.value = "ratios.json";
+  root.querySelector("button[name='save_allocation']").dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.equal(model.get("allocation_path"), "ratios.json"); // sent before the save request
+  assert.deepEqual(model.sent, [{ type: "save_allocation" }]);
+  model.set("_allocation_note", "saved 3 ratios");
+  assert.equal(root.querySelector(".fv-allocation-note").textContent, "saved 3 ratios");
+  cleanup();
+});
+
+test("the sweep button sends the windows typed, then asks for a sweep", () => {
+  const { model, root, cleanup } = mount();
+  const windows = root.querySelector("input[name='sweep_windows']");
+  assert.equal(windows.value, "8, 16, 32");
+  windows.value = "64 16, 16; x 1";
+  root.querySelector("button[name='run_sweep']").dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.deepEqual(model.get("sweep_windows"), [16, 64]);
+  assert.deepEqual(model.sent, [{ type: "run_sweep" }]);
+  model.set("_sweep_running", true);
+  assert.equal(root.querySelector("button[name='run_sweep']").disabled, true);
+  model.set("sweep_status", "sweep: 1/2 windows");
+  assert.equal(root.querySelector(".fv-sweep-status").textContent, "sweep: 1/2 windows");
+  cleanup();
+});
+
+test("a static page (the HTML export) has the spectra only, without tabs", () => {
+  const { root, cleanup } = mount({ _static: true });
+  assert.equal(root.querySelector(".fv-tabs").hidden, true);
+  assert.deepEqual([...root.querySelectorAll(".fv-chart")].map((c) => c.dataset.chart),
+    ["alpha_by_layer", "alpha_vs_aspect", "spectrum"]);
+  assert.equal(root.querySelector("input[name='target_sparsity']"), null);
+  cleanup();
 });
