@@ -15,6 +15,7 @@ from .marchenko_pastur import mp_density, mp_variance
 METHOD_LABELS = {"esd": "standard ESD", "farms": "FARMS"}
 LOG_BINS = 40
 LINEAR_BINS = 50
+LINEAR_QUANTILE = 0.99  # the lin-lin view spans eigenvalues up to this quantile
 CURVE_POINTS = 48
 # The log-log view spans at most this many decades below the largest eigenvalue: the tail and
 # the bulk stay readable when a square window has a few near-zero eigenvalues.
@@ -92,9 +93,15 @@ def _histogram(x: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
         edges = np.geomspace(positive[0], positive[-1], LOG_BINS + 1)
         counts, _ = np.histogram(positive, edges)
     else:
-        edges = np.linspace(0.0, x[-1], LINEAR_BINS + 1)
+        # the few largest eigenvalues of a heavy tail would squash the bulk against zero: the
+        # linear view stops at a high quantile (the log-log view shows the whole tail)
+        edges = np.linspace(0.0, _linear_upper(x), LINEAR_BINS + 1)
         counts, _ = np.histogram(x, edges)
     return edges, counts / (x.size * np.diff(edges))
+
+
+def _linear_upper(x: np.ndarray) -> float:
+    return float(np.quantile(x, LINEAR_QUANTILE))
 
 
 def _curve_grid(low: float, high: float, scale: str) -> np.ndarray:
@@ -133,13 +140,14 @@ def spectrum_frames(analysis: Analysis, layer: str) -> dict[str, pd.DataFrame]:
             edges, density = _histogram(x, scale)
             histograms.append(pd.DataFrame({"method_label": label, "scale": scale, "bin_start": edges[:-1],
                                             "bin_end": edges[1:], "density": density}))
-            low = edges[0] if scale == "log" else x[-1] / CURVE_POINTS
-            grid = _curve_grid(low, x[-1], scale)
+            high = x[-1] if scale == "log" else edges[-1]
+            low = edges[0] if scale == "log" else high / CURVE_POINTS
+            grid = _curve_grid(low, high, scale)
             curves.append(pd.DataFrame({"method_label": label, "scale": scale, "curve": "Marchenko-Pastur",
                                         "eigenvalue": grid, "density": mp_density(grid, variance, rows, cols)}))
-            if fit.xmin > 0 and fit.alpha > 1 and x[-1] > fit.xmin:
+            if fit.xmin > 0 and fit.alpha > 1 and high > fit.xmin:
                 # a power law is a straight line on log-log axes: two points draw it
-                tail = np.array([fit.xmin, x[-1]]) if scale == "log" else _curve_grid(fit.xmin, x[-1], "log")
+                tail = np.array([fit.xmin, high]) if scale == "log" else _curve_grid(fit.xmin, high, "log")
                 # the fitted tail, scaled to the fraction of the ESD it describes
                 density = (fit.n_tail / x.size) * (fit.alpha - 1) / fit.xmin * (tail / fit.xmin) ** -fit.alpha
                 curves.append(pd.DataFrame({"method_label": label, "scale": scale, "curve": "power-law fit",

@@ -224,7 +224,7 @@ def spectrum_chart(spectrum: dict[str, pd.DataFrame], layer: str | None = None, 
     """
     name = f" of {layer}" if layer else ""
     chart = alt.hconcat(_spectrum_view("log", f"spectrum{name}: log-log"),
-                        _spectrum_view("linear", "lin-lin"), spacing=28).resolve_scale(color="shared")
+                        _spectrum_view("linear", "lin-lin (up to the 99th percentile)"), spacing=28).resolve_scale(color="shared")
     frames = {f"spectrum_{name}": spectrum.get(name, pd.DataFrame()) for name in ("histogram", "curves", "xmin")}
     return _with_data(chart, frames, selected_layer or layer)
 
