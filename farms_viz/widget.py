@@ -38,6 +38,8 @@ from .serialization import (allocation_datasets, allocation_layers, explorer_dat
 from .sweep import sweep
 
 log = logging.getLogger(__name__)
+# At most one progress message to the front end per this many seconds.
+PROGRESS_INTERVAL_S = 0.25
 
 STATIC = Path(__file__).parent / "static"
 _FARMS_TRAITS = ("window", "q", "windows_per_dim", "stride", "fit")
@@ -313,12 +315,17 @@ class Explorer(anywidget.AnyWidget):
         if not self._current(generation):
             return
         started = time.perf_counter()
+        last_sent = [started]
 
         def progress(done: int, total: int, layer: str) -> None:
             if not self._current(generation):
                 raise _Stale
-            self._set(progress=done / total,
-                      status=f"computing FARMS: {done}/{total} layers, {time.perf_counter() - started:.1f} s")
+            now = time.perf_counter()
+            # a message per layer would keep the browser re-rendering while the kernel computes
+            if now - last_sent[0] < PROGRESS_INTERVAL_S and done < total:
+                return
+            last_sent[0] = now
+            self._set(progress=done / total, status=f"computing FARMS: {done}/{total} layers, {now - started:.1f} s")
 
         try:
             with warnings.catch_warnings(record=True) as caught:
