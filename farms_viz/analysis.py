@@ -253,7 +253,9 @@ def _local_results(matrices: deque, params: AnalysisParams, target: torch.device
     in_flight: deque = deque()  # (name, future, estimated bytes)
     try:
         while matrices or in_flight:
-            while matrices and len(in_flight) < workers() and (
+            # twice the workers: results are taken in model order, and a queued layer keeps a
+            # worker busy while an earlier, larger one finishes
+            while matrices and len(in_flight) < 2 * workers() and (
                     not in_flight or sum(b for *_, b in in_flight) + _working_set(matrices[0])
                     <= IN_FLIGHT_BYTES):
                 matrix = matrices.popleft()
