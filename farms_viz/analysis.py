@@ -143,7 +143,8 @@ class Analysis:
         spectral metrics describe the pooled window sample. The standard ESD counts as one
         window covering the whole matrix.
         """
-        rows = [self.spectra[(layer, m)].row() for layer in self.layers for m in self.methods
+        methods = self.methods
+        rows = [self.spectra[(layer, m)].row() for layer in self.layers for m in methods
                 if (layer, m) in self.spectra]
         return pd.DataFrame(rows, columns=COLUMNS)
 

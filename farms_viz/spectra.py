@@ -15,12 +15,10 @@ from .windows import WindowGrid, window_index
 
 # Upper bound on the float64 window batch materialised at once (bytes).
 CHUNK_BYTES = 256 * 2**20
+# The eigenvalues the fits see are float64 on every device (SPEC section 3).
+COMPUTE_DTYPE = torch.float64
 # Size of one float64 block of a large matrix while its Gram matrix is accumulated (bytes).
 GRAM_BLOCK_BYTES = 16 * 2**20
-
-
-def _compute_dtype(device: torch.device) -> torch.dtype:
-    return torch.float64
 
 
 def gram_eigenvalues(batch: torch.Tensor) -> torch.Tensor:
@@ -58,7 +56,7 @@ def esd_eigenvalues(slices: torch.Tensor, scale: float = 1.0) -> np.ndarray:
     slices : (S, rows, cols) tensor (S = 1 except for convolutions).
     scale : factor for every eigenvalue (conv_norm for convolutions).
     """
-    dtype = _compute_dtype(slices.device)
+    dtype = COMPUTE_DTYPE
     if slices.shape[0] == 1:
         eig = eigvalsh(_gram_of_shorter_side(slices[0], dtype)).clamp_min_(0.0)
     else:
@@ -85,7 +83,7 @@ def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: floa
 
     Each row is one window's ESD (ascending); pooling them gives the FARMS ESD.
     """
-    dtype = _compute_dtype(slices.device)
+    dtype = COMPUTE_DTYPE
     s = slices.shape[0]
     rows = torch.as_tensor(window_index(grid.row_starts, grid.window_rows), device=slices.device)
     cols = torch.as_tensor(window_index(grid.col_starts, grid.window_cols), device=slices.device)
