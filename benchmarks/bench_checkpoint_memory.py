@@ -42,13 +42,13 @@ BLOCK = {  # name -> (rows, cols), stored out x in like nn.Linear
 # is the kernel's exact high-water mark, so no short spike is missed.
 CHILD = """
 import json, os, resource, sys, psutil
-import farms_viz.cli, farms_viz.export, farms_viz.checkpoints, farms_viz.spectra, safetensors.torch
+import farms_viz.cli, farms_viz.widget.export, farms_viz.checkpoints, farms_viz.engine.spectra, safetensors.torch
 if os.environ.get("BENCH_CHUNK_MIB"):
-    farms_viz.spectra.CHUNK_BYTES = int(os.environ["BENCH_CHUNK_MIB"]) * 2**20
+    farms_viz.engine.spectra.CHUNK_BYTES = int(os.environ["BENCH_CHUNK_MIB"]) * 2**20
 baseline = psutil.Process().memory_info().rss
 code = farms_viz.cli.main(sys.argv[1:])
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-import farms_viz._lapack as lapack
+import farms_viz.engine.cpu_threads as lapack
 print(json.dumps({"code": code, "baseline": baseline, "peak": peak, "in_flight": lapack.workers()}))
 """
 
@@ -66,7 +66,7 @@ def write_checkpoint(path: Path, blocks: int, seed: int = 0) -> int:
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
-        for name, (rows, cols) in shapes.items():
+        for rows, cols in shapes.values():
             f.write((torch.randn(rows, cols, generator=generator) / cols**0.5).numpy().tobytes())
     return path.stat().st_size
 
@@ -103,7 +103,7 @@ def main() -> None:
     chunk = f", window batch cap {args.chunk_mib} MiB" if args.chunk_mib else ""
     print(f"report: method={args.method} window={args.window} windows_per_dim={args.windows_per_dim}{chunk}, "
           f"{seconds:.0f} s on {os.cpu_count()} cores, up to {result['in_flight']} layer(s) in flight "
-          "(fewer when their working sets exceed farms_viz.analysis.IN_FLIGHT_BYTES)")
+          "(fewer when their working sets exceed farms_viz.engine.analysis.IN_FLIGHT_BYTES)")
     print(f"peak RSS above baseline: {above / 2**20:.0f} MiB = {100 * above / size:.1f}% of the checkpoint "
           f"({size / 2**20:.0f} MiB); target < 25%: {'PASS' if above < 0.25 * size else 'FAIL'}")
     print(f"(baseline {result['baseline'] / 2**20:.0f} MiB, peak {result['peak'] / 2**20:.0f} MiB)")

@@ -19,7 +19,6 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 import warnings
 
@@ -27,12 +26,12 @@ import numpy as np
 import torch
 
 import farms_viz
-from farms_viz._cache import SPECTRA
-from farms_viz.matrices import LayerMatrix, iter_layers
-from farms_viz.pretrained import load_minilm
-from farms_viz._lapack import compute_pool
-from farms_viz.spectra import esd_eigenvalues, gram_eigenvalues, window_batch
-from farms_viz.windows import window_grid
+from farms_viz.engine.cache import SPECTRA
+from farms_viz.engine.cpu_threads import compute_pool
+from farms_viz.engine.matrices import LayerMatrix, iter_layers
+from farms_viz.engine.spectra import esd_eigenvalues, gram_eigenvalues, window_batch
+from farms_viz.engine.windows import window_grid
+from farms_viz.sources.pretrained import load_minilm
 
 
 def best_of(repeat, fn):
@@ -109,14 +108,14 @@ def weightwatcher_analyze(model):
 
 _MEMORY_CHILD = r"""
 import gc, json, threading, time, psutil, torch, farms_viz
-from farms_viz.pretrained import load_minilm
+from farms_viz.sources.pretrained import load_minilm
 model = load_minilm()
 size = sum(p.numel() * p.element_size() for p in model.parameters())
 # Page in the linear-algebra libraries' code first: the baseline is about data, not code pages.
 farms_viz.analyze(torch.nn.Linear(256, 512), fit="peak", window=64, progress=False)
 # transformers may memory-map the checkpoint: touch every weight so the model is resident first.
 _ = [float(p.detach().sum()) for p in model.parameters()]
-farms_viz._cache.SPECTRA.clear()
+farms_viz.engine.cache.SPECTRA.clear()
 gc.collect()
 proc = psutil.Process()
 base = proc.memory_info().rss

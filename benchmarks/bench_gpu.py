@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import farms_viz
-from farms_viz._cache import SPECTRA
+from farms_viz.engine.cache import SPECTRA
 
 
 def llama_like(layers: int, device: str) -> nn.Module:

@@ -23,6 +23,7 @@ from torch import nn
 
 import farms_viz
 from farms_viz import allocate, prune
+from farms_viz.sources import digits
 
 SPARSITIES = (0.7, 0.8, 0.9)
 MINILM_SPARSITIES = (0.5,) + SPARSITIES  # 0.5 for context: MiniLM degrades fast beyond it
@@ -53,52 +54,23 @@ SENTENCES = [
 
 # ---- digits ---------------------------------------------------------------------------------------
 
-def digits_data():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(x / 16.0, y, test_size=0.3, random_state=0, stratify=y)
-    f = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    g = lambda a: torch.tensor(a, dtype=torch.long)  # noqa: E731
-    return f(x_train), g(y_train), f(x_test), g(y_test)
-
-
-def train_mlp(x, y, seed: int, steps: int = 400) -> nn.Module:
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 128),
-                          nn.ReLU(), nn.Linear(128, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        batch = torch.randint(0, x.shape[0], (128,), generator=generator)
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
-        optimizer.step()
-    return model.eval()
-
-
-def accuracy(model: nn.Module, x, y) -> float:
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
-
-
 def allocations(analysis, target: float, epsilon: float, grouping: bool = False, layers=None
                 ) -> dict[str, dict[str, float]]:
     layers = list(layers or analysis.layers)
     return {
         "uniform": prune.uniform(layers, target),
-        "ESD": allocate.sparsity_from_analysis(analysis, target, epsilon, method="esd", grouping=grouping,
-                                               layers=layers),
-        "FARMS": allocate.sparsity_from_analysis(analysis, target, epsilon, method="farms", grouping=grouping,
-                                                 layers=layers),
+        "ESD": allocate.sparsity_from_analysis(analysis, target, epsilon, alphas_from="esd",
+                                               groups=grouping or None, layers=layers),
+        "FARMS": allocate.sparsity_from_analysis(analysis, target, epsilon, alphas_from="farms",
+                                                 groups=grouping or None, layers=layers),
     }
 
 
 def bench_digits(seeds: int, epsilon: float, window: int, windows_per_dim: int) -> None:
     torch.set_num_threads(1)  # tiny matrices: one thread is fastest
-    x_train, y_train, x_test, y_test = digits_data()
-    print(f"\n== digits MLP 64-256-256-128-10 (Adam, 400 steps of 128), test set {len(y_test)} images, "
+    data = digits.digits_data()
+    print(f"\n== digits MLP 64-256-256-128-10 (Adam, 15 epochs of batches of 64), "
+          f"test set {len(data.y_test)} images, "
           f"mean +- std over {seeds} seeds ==")
     print(f"analysis: window={window}, windows_per_dim={windows_per_dim}, q=1, fit=median; "
           f"allocation epsilon={epsilon}, no grouping; weights pruned, biases kept")
@@ -107,8 +79,8 @@ def bench_digits(seeds: int, epsilon: float, window: int, windows_per_dim: int) 
     results: dict[tuple[str, float, str], list[float]] = {}
     dense = []
     for seed in range(seeds):
-        model = train_mlp(x_train, y_train, seed)
-        dense.append(accuracy(model, x_test, y_test))
+        model = digits.train_digits_mlp(data, seed=seed)
+        dense.append(digits.accuracy(model, data))
         analysis = farms_viz.analyze(model, window=window, windows_per_dim=windows_per_dim, progress=False)
         if seed == 0:
             frame = analysis.to_pandas().pivot(index="layer", columns="method", values="alpha")
@@ -119,7 +91,7 @@ def bench_digits(seeds: int, epsilon: float, window: int, windows_per_dim: int) 
             for target in SPARSITIES:
                 for name, ratios in allocations(analysis, target, epsilon, layers=pick(analysis.layers)).items():
                     pruned, report = prune.magnitude(model, ratios)
-                    results.setdefault((variant, target, name), []).append(accuracy(pruned, x_test, y_test))
+                    results.setdefault((variant, target, name), []).append(digits.accuracy(pruned, data))
                     if seed == 0 and target == 0.8:
                         per_layer = ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())
                         print(f"  ratios at 0.8, {variant[:12]}, {name:7s}: {per_layer} "
@@ -179,7 +151,7 @@ def bench_minilm(epsilon: float, window: int, windows_per_dim: int) -> None:
         print(f"{'sparsity':>8} | {'uniform':>8} | {'ESD':>8} | {'FARMS':>8}")
         for target in MINILM_SPARSITIES:
             cells = []
-            for name, ratios in allocations(analysis, target, epsilon, grouping).items():
+            for ratios in allocations(analysis, target, epsilon, grouping).values():
                 pruned, report = prune.magnitude(model, ratios)
                 similarity = nn.functional.cosine_similarity(embed(pruned, batch), reference, dim=-1).mean()
                 assert abs(report["reached"].iloc[-1] - target) < 1e-3

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from _lab import launch_browser, open_notebook, run_all_cells, start_lab, stop_lab, write_notebook  # noqa: E402
+from _lab import launch_browser, open_notebook, run_all_cells, start_lab, stop_lab, write_notebook
 
 STATIC = REPO / "farms_viz" / "static"
 NOTEBOOK = [
@@ -70,11 +70,13 @@ def main() -> None:
                 slider.focus()
                 t0 = time.perf_counter()
                 slider.press("ArrowLeft")  # one step: a window never computed before
-                page.wait_for_function(DRAWN, arg=version, timeout=600_000, polling=50)  # not every frame: that polling would compete with the kernel for the 2 cores
+                # polled every 50 ms, not every frame: that would compete with the kernel for the 2 cores
+                page.wait_for_function(DRAWN, arg=version, timeout=600_000, polling=50)
                 totals.append(time.perf_counter() - t0)
                 status = page.inner_text(".farms-viz .fv-status-text")
                 kernel.append(float(re.search(r"in ([\d.]+) s", status).group(1)))
-                print(f"  window {args.window - i - 1}: drawn after {totals[-1]:.2f} s (kernel analysis {kernel[-1]:.2f} s)")
+                print(f"  window {args.window - i - 1}: drawn after {totals[-1]:.2f} s "
+                      f"(kernel analysis {kernel[-1]:.2f} s)")
             browser.close()
     finally:
         stop_lab(lab)

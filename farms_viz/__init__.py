@@ -1,11 +1,31 @@
-"""farms_viz: weight eigenspectra without aspect-ratio bias (FARMS) beside the standard ESD."""
+"""farms_viz: weight eigenspectra without aspect-ratio bias (FARMS) beside the standard ESD.
+
+The analysis (:func:`analyze`, :func:`sweep`) and the decisions (:mod:`allocate`, :mod:`prune`)
+import torch, numpy, scipy and pandas only. The widget (:class:`Explorer`) is imported on first
+use, so a plain script or a training loop never loads Jupyter.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from . import allocate, prune
-from ._params import AnalysisParams
-from .analysis import Analysis, LayerSpectrum, NothingToAnalyzeError, analyze
-from .fits import PowerLawFit, fit_power_law
-from .sweep import sweep
-from .windows import WindowGrid, window_grid
+from ._version import __version__
+from .engine import (
+    Analysis,
+    AnalysisParams,
+    LayerSpectrum,
+    NothingToAnalyzeError,
+    PowerLawFit,
+    WindowGrid,
+    analyze,
+    fit_power_law,
+    sweep,
+    window_grid,
+)
+
+if TYPE_CHECKING:
+    from .widget import Explorer
 
 __all__ = [
     "Analysis",
@@ -15,6 +35,7 @@ __all__ = [
     "NothingToAnalyzeError",
     "PowerLawFit",
     "WindowGrid",
+    "__version__",
     "allocate",
     "analyze",
     "fit_power_law",
@@ -22,12 +43,10 @@ __all__ = [
     "sweep",
     "window_grid",
 ]
-__version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # the widget needs anywidget/ipywidgets: import it only when asked for, so the
-    # analysis core runs in a plain script or a training loop without Jupyter
+def __getattr__(name: str) -> Any:
+    # the widget needs anywidget/ipywidgets: import it only when asked for
     if name == "Explorer":
         from .widget import Explorer
 

@@ -20,7 +20,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import _params
+from .engine import params as _params
+from .engine.progress import TqdmProgress
 
 PROG = "farms-viz"
 EXIT_ERROR = 1
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted; no output written")
         return EXIT_INTERRUPTED
-    except Exception as error:  # noqa: BLE001 - the command's contract: one line, no traceback
+    except Exception as error:
         if os.environ.get("FARMS_VIZ_DEBUG"):
             raise
         _say(f"error: {_one_line(error)}")
@@ -70,8 +71,8 @@ def _say(message: str) -> None:
 
 
 def _one_line(error: BaseException) -> str:
-    from .analysis import NothingToAnalyzeError
-    from .checkpoints import CheckpointError
+    from .engine.analysis import NothingToAnalyzeError
+    from .sources.checkpoints import CheckpointError
 
     text = " ".join(str(error).split())
     if isinstance(error, (CommandError, CheckpointError, NothingToAnalyzeError, ValueError)):
@@ -99,8 +100,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="the HTML report to write (e.g. report.html)")
     report.add_argument("--csv", type=Path, metavar="PATH",
                         help="the CSV to write (default: the report's path with .csv)")
-    report.add_argument("--method", choices=_params.METHODS, default="both",
-                        help="standard ESD, FARMS, or both (default: both)")
+    report.add_argument("--method", choices=_params.METHODS, default=_params.DEFAULT_METHOD,
+                        help=f"standard ESD, FARMS, or both (default: {_params.DEFAULT_METHOD})")
     report.add_argument("--window", type=int, default=_params.DEFAULT_WINDOW, metavar="M",
                         help=f"rows of a FARMS window (default: {_params.DEFAULT_WINDOW})")
     report.add_argument("--q", type=float, default=_params.DEFAULT_Q, metavar="Q",
@@ -111,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="explicit window stride in entries, instead of --windows-per-dim")
     report.add_argument("--fit", choices=_params.FITS, default=_params.DEFAULT_FIT,
                         help=f"power-law fit (default: {_params.DEFAULT_FIT})")
+    report.add_argument("--conv-norm", type=float, default=_params.DEFAULT_CONV_NORM, metavar="C",
+                        help="factor for the eigenvalues of convolution slices "
+                             f"(default: {_params.DEFAULT_CONV_NORM:g}, as WeightWatcher)")
     report.add_argument("--include", action="append", metavar="GLOB",
                         help="analyse only layers whose name matches (repeatable), e.g. 'model.layers.*.mlp.*'")
     report.add_argument("--exclude", action="append", metavar="GLOB",
@@ -132,20 +136,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report(args: argparse.Namespace) -> int:
     from . import analyze
-    from .analysis import NothingToAnalyzeError
+    from .engine.analysis import NothingToAnalyzeError
 
     params = _params.AnalysisParams(method=args.method, window=args.window, q=args.q,
-                                    windows_per_dim=args.windows_per_dim, stride=args.stride, fit=args.fit)
+                                    windows_per_dim=args.windows_per_dim, stride=args.stride, fit=args.fit,
+                                    conv_norm=args.conv_norm)
     html_path, csv_path = _outputs(args.out, args.csv)
     start = time.perf_counter()
     model = _load_model(args.model)
-    bar = _ProgressBar(enabled=not args.no_progress)
+    bar = TqdmProgress(desc=PROG, unit="layer", file=sys.stderr, leave=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            analysis = analyze(model, **{k: v for k, v in params.as_dict().items() if k != "conv_norm"},
-                               include=args.include, exclude=args.exclude, device=args.device,
-                               progress=bar)
+            analysis = analyze(model, **params.as_dict(), include=args.include, exclude=args.exclude,
+                               device=args.device, progress=False if args.no_progress else bar)
         except NothingToAnalyzeError as error:
             raise CommandError(_nothing_message(model, args.include, args.exclude, error)) from None
         finally:
@@ -173,8 +177,8 @@ def _outputs(out: Path, csv: Path | None) -> tuple[Path, Path]:
 
 
 def _load_model(name: str):
-    from .checkpoints import open_checkpoint
-    from .demo import DEMOS
+    from .sources.checkpoints import open_checkpoint
+    from .sources.demo import DEMOS
 
     if name in DEMOS:
         return DEMOS[name]()
@@ -193,7 +197,7 @@ def _unique(caught: list) -> list:
 
 def _nothing_message(model, include, exclude, error: Exception) -> str:
     """One line: which filter matched nothing, or why every weight was skipped."""
-    from .matrices import _matches, iter_layers
+    from .engine.matrices import _matches, iter_layers
 
     names = [item.name for item in iter_layers(model)]
     examples = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
@@ -208,7 +212,7 @@ def _nothing_message(model, include, exclude, error: Exception) -> str:
 
 def _write_atomically(analysis, html_path: Path, csv_path: Path) -> None:
     """Write both files to temporary names beside them, then rename: no partial output on error."""
-    from .export import save_html
+    from .widget.export import save_html
 
     temps = [path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in (html_path, csv_path)]
     try:
@@ -220,30 +224,6 @@ def _write_atomically(analysis, html_path: Path, csv_path: Path) -> None:
         for temp in temps:
             temp.unlink(missing_ok=True)
 
-
-class _ProgressBar:
-    """A tqdm bar on stderr, fed by analyze's progress callback."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._bar = None
-
-    def __call__(self, done: int, total: int, layer: str) -> None:
-        if not self.enabled:
-            return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=PROG, unit="layer", file=sys.stderr)
-        self._bar.set_postfix_str(layer, refresh=False)
-        self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-# --- lab -------------------------------------------------------------------------------
 
 def notebooks_folder() -> Path:
     """The bundled notebooks: the package's copy (installed wheel) or the repository's."""

@@ -1,10 +1,10 @@
-// Bundle the widget front end (and vega-embed + vega + vega-lite) into farms_viz/static/.
+// Bundle the widget front end (and vega-embed + vega + vega-lite) into farms_viz/widget/static/.
 // Usage: node build.mjs [--watch] [--outdir=DIR]   (tests build into a temporary DIR and compare)
 import * as esbuild from "esbuild";
 
 const options = {
   entryPoints: { widget: "src/widget.js" },
-  outdir: process.argv.find((a) => a.startsWith("--outdir="))?.slice("--outdir=".length) ?? "../farms_viz/static",
+  outdir: process.argv.find((a) => a.startsWith("--outdir="))?.slice("--outdir=".length) ?? "../farms_viz/widget/static",
   bundle: true,
   format: "esm",
   minify: true,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Set up a fresh machine for farms_viz: system packages, the pinned CPU torch,
-# the package with its extras, and the bundled front end.
-# Usage: bash scripts/setup.sh [--test]   (--test also installs test tools and Chromium)
+# Set up a fresh machine for farms_viz: system packages, the pinned CPU torch, the package with
+# its extras. The front-end bundle in farms_viz/widget/static/ is committed: setup never rebuilds
+# it (tests/test_front_end.py builds into a temporary folder and fails when it is stale).
+# Usage: bash scripts/setup.sh [--test]   (--test also installs test tools, Chromium and the
+#                                          front end's dev packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,16 +24,8 @@ if ! $PY -c "import torch" >/dev/null 2>&1; then
   $PY -m pip install -q torch==2.13.0
 fi
 
-# The bundle in farms_viz/static/ is committed; rebuild it only when the sources are newer.
-# The test setup also installs the front end's dev packages: the JS tests run under node.
-if [[ -f js/package.json ]]; then
-  if [[ "$extras" == *test* ]] || [[ ! -f farms_viz/static/widget.js ]] \
-     || [[ -n "$(find js/src js/package.json -newer farms_viz/static/widget.js 2>/dev/null)" ]]; then
-    (cd js && npm ci --no-audit --no-fund --silent)
-  fi
-  if [[ ! -f farms_viz/static/widget.js ]] || [[ -n "$(find js/src js/package.json -newer farms_viz/static/widget.js 2>/dev/null)" ]]; then
-    (cd js && npm run build --silent)
-  fi
+if [[ "$extras" == *test* ]] && [[ -f js/package.json ]]; then
+  (cd js && npm ci --no-audit --no-fund --silent)
 fi
 
 $PY -m pip install -q -e ".[${extras}]"

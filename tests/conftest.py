@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from _lab import SCREENSHOTS, chromium_available, launch_browser, start_lab, stop_lab
 
 
@@ -28,7 +27,10 @@ def _browser():
 
 @pytest.fixture
 def browser_page(_browser):
-    """A fresh 1400x2400 page (tall: element screenshots of a whole widget); the requests it makes are listed in ``page.requested_urls``."""
+    """A fresh 1400x2400 page (tall: element screenshots of a whole widget).
+
+    The requests it makes are listed in ``page.requested_urls``.
+    """
     context = _browser.new_context(viewport={"width": 1400, "height": 2400})
     page = context.new_page()
     page.requested_urls = []

@@ -1,25 +1,22 @@
-"""Allocation from alphas: SPEC section 7 (sparsity) and section 8 (learning rates), param groups."""
+"""Allocation from alphas: docs/spec.md section 7 (sparsity) and section 8 (learning rates), param groups."""
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spec_tables import table
 from torch import nn
 
 import farms_viz
 from farms_viz import allocate
 from farms_viz.allocate import learning_rates, param_groups, sparsity, transformer_blocks
 
-# ---- SPEC section 7 table -------------------------------------------------------------------
+# ---- docs/spec.md section 7 table -------------------------------------------------------------------
 
-SPEC7 = [  # alpha, P, groups, S, eps, sparsities (as printed, 4 decimals)
-    ([2, 3, 4, 5], None, None, 0.7, 0.2, [0.56, 0.6533, 0.7467, 0.84]),
-    ([2, 3, 4, 5], [1, 1, 1, 3], None, 0.7, 0.2, [0.525, 0.6125, 0.70, 0.7875]),
-    ([2, 4, 3, 5], None, [0, 0, 1, 1], 0.7, 0.2, [0.56, 0.56, 0.84, 0.84]),
-    ([2, 3, 4, 5], None, None, 0.8, 0.3, [0.56, 0.72, 0.88, 1.04]),
-    ([2, 2, 2, 5], None, None, 0.7, 0.2, [0.6222, 0.6222, 0.6222, 0.9333]),
-]
+# alpha, P, groups, S, eps, sparsities (as printed, 4 decimals): docs/spec.md section 7
+SPEC7 = [(r["alpha"], r["params"], r["groups"], r["target"], r["epsilon"], r["sparsity (unclipped)"])
+         for r in table("allocation")]
 
 
 @pytest.mark.parametrize("alphas, params, groups, target, eps, expected", SPEC7)
@@ -134,14 +131,10 @@ def test_groups_none_label_means_own_group():
     np.testing.assert_allclose(got, sparsity([3, 3, 3, 5], 0.7, 0.2, mode="unclipped"))
 
 
-# ---- SPEC section 8 table -------------------------------------------------------------------
+# ---- docs/spec.md section 8 table -------------------------------------------------------------------
 
-SPEC8 = {
-    "linear": [0.05, 0.0833, 0.1167, 0.15],
-    "step": [0.05, 0.075, 0.10, 0.125],
-    "sqrt": [0.0766, 0.0938, 0.1084, 0.1212],
-    "log2": [0.0579, 0.0918, 0.1158, 0.1345],
-}
+# docs/spec.md section 8
+SPEC8 = {r["mapping"]: r["learning rates for alpha 2 3 4 5, eta 0.1"] for r in table("learning-rates")}
 
 
 @pytest.mark.parametrize("mapping", list(SPEC8))
@@ -188,7 +181,8 @@ class Net(nn.Module):
     def __init__(self, order=("fc1", "norm1", "fc2", "head")):
         super().__init__()
         torch.manual_seed(0)
-        made = {"fc1": nn.Linear(64, 96), "norm1": nn.LayerNorm(96), "fc2": nn.Linear(96, 64), "head": nn.Linear(64, 16)}
+        made = {"fc1": nn.Linear(64, 96), "norm1": nn.LayerNorm(96), "fc2": nn.Linear(96, 64),
+                "head": nn.Linear(64, 16)}
         for name in order:
             self.add_module(name, made[name])
         self.scale = nn.Parameter(torch.ones(1))

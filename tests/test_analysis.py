@@ -1,7 +1,6 @@
 """analyze(): layers, methods, metrics, caching, progress, and the model left untouched."""
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -10,8 +9,8 @@ import torch
 from torch import nn
 
 import farms_viz
-from farms_viz._cache import SPECTRA
-from farms_viz.analysis import COLUMNS
+from farms_viz.engine.analysis import COLUMNS
+from farms_viz.engine.cache import SPECTRA
 
 
 class Conv1D(nn.Module):
@@ -49,7 +48,7 @@ def test_layer_kinds_in_model_order_with_skips_listed():
 
 def test_columns_are_documented_and_complete():
     df = farms_viz.analyze(nn.Linear(64, 32), window=16, progress=False).to_pandas()
-    assert list(df.columns) == COLUMNS
+    assert list(df.columns) == list(COLUMNS)
     for column in ["layer", "method", "kind", "rows", "cols", "aspect_ratio", "alpha", "xmin", "D",
                    "num_eigs", "num_windows", "window_rows", "window_cols", "coverage", "lambda_max",
                    "stable_rank", "log_norm", "log_spectral_norm", "alpha_weighted", "fit"]:
@@ -146,7 +145,7 @@ def test_method_selects_rows():
 
 
 def test_new_farms_parameters_never_recompute_the_esd(monkeypatch):
-    import farms_viz.analysis as analysis_module
+    import farms_viz.engine.analysis as analysis_module
 
     calls = []
     real = analysis_module.esd_eigenvalues

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from _lab import SCREENSHOTS, open_notebook, run_all_cells, write_notebook
+
 from farms_viz.charts import METHOD_COLORS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -96,7 +96,7 @@ def test_exported_html_renders_offline(browser_page, tmp_path):
     from torch import nn
 
     import farms_viz
-    from farms_viz.export import save_html
+    from farms_viz.widget.export import save_html
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(128, 128), nn.Linear(128, 256), nn.LayerNorm(128))
@@ -121,7 +121,8 @@ SWEEP = ".farms-viz .fv-chart[data-chart='sweep']"
 
 def _bars(page) -> list[str]:
     """The allocation chart's sparsity bars (their outlines: position and height)."""
-    return page.eval_on_selector_all(f"{ALLOCATION} .mark-rect.role-mark path", "paths => paths.map(p => p.getAttribute('d'))")
+    return page.eval_on_selector_all(f"{ALLOCATION} .mark-rect.role-mark path",
+                                     "paths => paths.map(p => p.getAttribute('d'))")
 
 
 def _show_tab(page, name: str) -> None:
@@ -136,7 +137,7 @@ def test_allocation_bars_follow_the_target_slider(explorer_page):
     before = _bars(page)
     assert len(before) == 2 * LAYERS  # a bar per layer and method
     version = int(page.get_attribute(ROOT, "data-data-version"))
-    slider = page.locator(f"{ROOT} input[name='target_sparsity']")
+    slider = page.locator(f"{ROOT} input[name='target']")
     slider.focus()
     for _ in range(10):
         slider.press("ArrowRight")  # 0.70 -> 0.80
@@ -170,8 +171,10 @@ def _fits(page) -> None:
     """No chart is wider than its panel (widths follow the container)."""
     overflow = page.eval_on_selector_all(
         f"{ROOT} .fv-chart[data-rendered='true']",
-        "cs => cs.filter(c => c.offsetWidth > 0).map(c => [c.dataset.chart, c.querySelector('svg').getBoundingClientRect().width - c.clientWidth])")
-    assert [name for name, extra in overflow if extra > 8] == [], overflow  # a few px: axis labels differ per redraw
+        "cs => cs.filter(c => c.offsetWidth > 0).map(c => [c.dataset.chart,"
+        " c.querySelector('svg').getBoundingClientRect().width - c.clientWidth])")
+    # a few px: axis labels differ per redraw
+    assert [name for name, extra in overflow if extra > 8] == [], overflow
 
 
 def _resize(page, width: int) -> float:
@@ -232,9 +235,11 @@ def test_dark_theme_from_jupyterlabs_menu(explorer_page):
 
 MANY = [
     "import torch, torch.nn as nn\nimport farms_viz\ntorch.manual_seed(0)\n"
-    "block = lambda: nn.ModuleDict({'attention': nn.ModuleDict({n: nn.Linear(64, 64) for n in ('query', 'key', 'value', 'output')}),\n"
+    "attention = lambda: nn.ModuleDict({n: nn.Linear(64, 64) for n in ('query', 'key', 'value', 'output')})\n"
+    "block = lambda: nn.ModuleDict({'attention': attention(),\n"
     "                              'intermediate': nn.Linear(64, 256), 'output': nn.Linear(256, 64)})\n"
-    "model = nn.ModuleDict({'embeddings': nn.Embedding(500, 64), 'encoder': nn.ModuleDict({'layer': nn.ModuleList(block() for _ in range(8))})})",
+    "encoder = nn.ModuleDict({'layer': nn.ModuleList(block() for _ in range(8))})\n"
+    "model = nn.ModuleDict({'embeddings': nn.Embedding(500, 64), 'encoder': encoder})",
     "explorer = farms_viz.Explorer(model, window=32, windows_per_dim=3)\nexplorer",
 ]
 MANY_LAYERS = 1 + 8 * 6
@@ -265,8 +270,9 @@ def test_many_layers_in_notebook_7(browser_page, notebook7):
     _fits(page)
     page.locator(ROOT).screenshot(path=str(SCREENSHOTS / "explorer_notebook7_many_layers.png"))
     _show_tab(page, "allocation")
-    page.locator(f"{ROOT} input[name='grouping']").check()
-    page.wait_for_function("() => document.querySelector('.farms-viz .fv-allocation-note').textContent.includes('0.700')")
+    page.locator(f"{ROOT} input[name='groups']").check()
+    page.wait_for_function(
+        "() => document.querySelector('.farms-viz .fv-allocation-note').textContent.includes('0.700')")
     page.wait_for_selector(f"{ALLOCATION}[data-rendered='true'] .mark-rect.role-mark path")
     page.wait_for_timeout(800)
     assert page.locator(f"{ALLOCATION} .mark-rect.role-mark path").count() == 2 * MANY_LAYERS

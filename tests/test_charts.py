@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 from scipy.integrate import quad
+from spec_tables import table
 from torch import nn
 
 import farms_viz
 from farms_viz import charts
-from farms_viz.chart_data import layer_frame, spectrum_frames, table_frame
-from farms_viz.export import analysis_html, save_html, save_png
-from farms_viz.marchenko_pastur import mp_density, mp_edges, mp_variance
+from farms_viz.charts.data import layer_frame, spectrum_frames, table_frame
+from farms_viz.engine.marchenko_pastur import mp_density, mp_edges, mp_variance
+from farms_viz.widget.export import analysis_html, save_html, save_png
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def analysis():
     return farms_viz.analyze(model, window=32, windows_per_dim=4, progress=False)
 
 
-# ----- Marchenko-Pastur (SPEC section 5) -------------------------------------------------
+# ----- Marchenko-Pastur (docs/spec.md, section 5) -------------------------------------------------
 @pytest.mark.parametrize("rows, cols", [(100, 100), (100, 400), (384, 1536), (1536, 384)])
 def test_mp_density_integrates_to_one_on_its_support(rows, cols):
     low, high = mp_edges(2.0, rows, cols)
@@ -34,9 +35,10 @@ def test_mp_density_integrates_to_one_on_its_support(rows, cols):
     assert mp_density(np.array([low * 0.9, high * 1.1]), 2.0, rows, cols).tolist() == [0.0, 0.0]
 
 
-def test_mp_edges_worked_value():
-    # s^2 (sqrt(w) +- sqrt(m))^2 with s^2 = 1, m = 4, w = 16
-    assert mp_edges(1.0, 4, 16) == (4.0, 36.0)
+@pytest.mark.parametrize("row", table("mp-edges"))
+def test_mp_edges_worked_value(row):
+    # s^2 (sqrt(w) +- sqrt(m))^2: docs/spec.md section 5
+    assert mp_edges(row["variance"], row["rows"], row["cols"]) == (row["lower edge"], row["upper edge"])
 
 
 def test_mp_describes_a_gaussian_matrix():
@@ -76,7 +78,8 @@ def test_spectrum_histograms_are_densities(analysis):
     xmin = frames["xmin"].set_index("method_label")
     fit = analysis.spectrum("1", "farms").fit
     assert xmin.loc["FARMS", "xmin"] == fit.xmin and xmin.loc["FARMS", "alpha"] == fit.alpha
-    tail = frames["curves"][(frames["curves"]["curve"] == "power-law fit") & (frames["curves"]["method_label"] == "FARMS")]
+    curves = frames["curves"]
+    tail = curves[(curves["curve"] == "power-law fit") & (curves["method_label"] == "FARMS")]
     assert tail["eigenvalue"].min() == pytest.approx(fit.xmin)
     # the power-law line falls with slope -alpha on log-log axes
     log_tail = tail[tail["scale"] == "log"]

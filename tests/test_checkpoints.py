@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import save_file
 
 import farms_viz
-from farms_viz import checkpoints
-from farms_viz.checkpoints import CheckpointError, LazyStateDict, open_checkpoint
+from farms_viz.sources import checkpoints
+from farms_viz.sources.checkpoints import CheckpointError, LazyStateDict, open_checkpoint
 
 
 def _state(seed: int = 0) -> dict[str, torch.Tensor]:

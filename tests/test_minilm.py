@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import farms_viz
-from farms_viz.pretrained import load_minilm
+from farms_viz.sources.pretrained import load_minilm
 
 pytestmark = pytest.mark.slow
 

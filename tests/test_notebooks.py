@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from _lab import SCREENSHOTS, open_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +68,8 @@ def test_notebook_runs_top_to_bottom(name, tmp_path):
     seconds = time.perf_counter() - started
     print(f"{name}: {seconds:.1f} s")
     assert not _problems(notebook), "\n".join(_problems(notebook))
-    svg = sum("image/svg+xml" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+    svg = sum("image/svg+xml" in output.get("data", {})
+              for cell in notebook.cells for output in cell.get("outputs", []))
     assert svg >= EXPECTED[name][1]
     assert seconds < WALL_TIME_LIMIT, f"{name} took {seconds:.0f} s (limit {WALL_TIME_LIMIT:.0f} s on a CPU)"
 

@@ -9,6 +9,7 @@ from torch import nn
 
 import farms_viz
 from farms_viz import allocate, prune
+from farms_viz.sources import digits
 
 
 def _state(model):
@@ -65,7 +66,7 @@ def test_original_unchanged_by_default_and_changed_inplace():
     model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Conv1d(4, 8, 3), nn.Embedding(50, 16))
     before = _state(model)
     targets = {"0": 0.3, "2": 0.6, "3": 0.9}
-    pruned, report = prune.magnitude(model, targets)
+    pruned, _ = prune.magnitude(model, targets)
     _assert_same(before, model)
     assert pruned is not model
     for name, s in targets.items():
@@ -119,51 +120,23 @@ def test_tied_weights_are_rejected():
 
 # ---- the digits loop --------------------------------------------------------------------------
 
-def _digits_model():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(x / 16.0, y, test_size=0.25, random_state=0, stratify=y)
-    as_x = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    as_y = lambda a: torch.tensor(a, dtype=torch.long)  # noqa: E731
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    xt, yt = as_x(x_train), as_y(y_train)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: extra threads only add contention
-    try:
-        for _ in range(150):  # full batch: under a second
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(xt), yt).backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
-    return model, as_x(x_test), as_y(y_test)
-
-
-def _accuracy(model, x, y):
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
-
-
 def test_digits_train_analyse_allocate_prune():
-    model, x_test, y_test = _digits_model()
-    assert _accuracy(model, x_test, y_test) > 0.9
+    data = digits.digits_data()
+    model = digits.train_digits_mlp(data, epochs=8)
+    assert digits.accuracy(model, data) > 0.9
     before = _state(model)
 
     analysis = farms_viz.analyze(model, window=16, windows_per_dim=5, progress=False)
-    assert analysis.layers == ["0", "2", "4"]
-    ratios = allocate.sparsity_from_analysis(analysis, 0.8, 0.2, method="farms")
+    assert analysis.layers == ["0", "2", "4", "6"]
+    ratios = allocate.sparsity_from_analysis(analysis, 0.8, 0.2, alphas_from="farms")
     assert len(set(np.round(list(ratios.values()), 6))) > 1  # not uniform: the alphas differ
     pruned, report = prune.magnitude(model, ratios)
 
     overall = report.set_index("layer").loc[prune.OVERALL]
     assert overall["reached"] == pytest.approx(0.8, abs=0.005)
     _assert_same(before, model)
-    assert _accuracy(model, x_test, y_test) == _accuracy(nn.Sequential(*model), x_test, y_test)
-    assert _accuracy(pruned, x_test, y_test) > 0.1  # still a working network
+    assert digits.accuracy(model, data) == digits.accuracy(nn.Sequential(*model), data)
+    assert digits.accuracy(pruned, data) > 0.1  # still a working network
 
 
 def test_a_bare_layer_is_named_as_the_analysis_names_it():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from _lab import SCREENSHOTS
+
 from farms_viz import cli
 from farms_viz.demo import DEMOS
 

@@ -12,10 +12,10 @@ from torch import nn
 
 import farms_viz
 from farms_viz import allocate
-from farms_viz.allocation_charts import allocation_comparison
-from farms_viz.fits import fit_power_law
-from farms_viz.sweep import SWEEP_COLUMNS, window_alphas
-from farms_viz.sweep_charts import alpha_vs_window, spread_heatmap
+from farms_viz.charts.allocation import allocation_comparison
+from farms_viz.charts.sweep import alpha_vs_window, spread_heatmap
+from farms_viz.engine.fits import fit_power_law
+from farms_viz.engine.sweep import SWEEP_COLUMNS, window_alphas
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,8 @@ def test_progress_callback_sees_every_setting(model):
 # ---- charts -----------------------------------------------------------------------------------
 
 def _marks(spec):
-    return [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["spec"]["layer"]]
+    return [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+            for layer in spec["spec"]["layer"]]
 
 
 def test_alpha_vs_window_band_line_esd_and_current_window(frame):

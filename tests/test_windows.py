@@ -1,41 +1,36 @@
-"""FARMS window geometry: the SPEC section 2 table, and properties of every grid."""
+"""FARMS window geometry: the tables of docs/spec.md section 2, and properties of every grid."""
 
 import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spec_tables import as_list, table
 
-from farms_viz.windows import window_grid
+from farms_viz.engine.windows import window_grid
 
 
-@pytest.mark.parametrize(
-    "shape, m, q, k, row_starts, col_starts, windows, eigenvalues",
-    [
-        ((10, 6), 4, 1.0, 3, (0, 3, 6), (0, 1, 2), 9, 36),
-        ((10, 6), 4, 1.0, 2, (0, 6), (0, 2), 4, 16),
-        ((12, 12), 4, 2.0, 3, (0, 4, 8), (0, 2, 4), 9, 36),
-    ],
-)
-def test_spec_geometry_table(shape, m, q, k, row_starts, col_starts, windows, eigenvalues):
-    grid = window_grid(*shape, m, q, k)
-    assert grid.row_starts == row_starts
-    assert grid.col_starts == col_starts
-    assert grid.num_windows == windows
-    assert grid.num_windows * grid.eigenvalues_per_window == eigenvalues
+@pytest.mark.parametrize("row", table("geometry"), ids=lambda r: f"{r['rows']}x{r['cols']}-k{r['k']}")
+def test_spec_geometry_table(row):
+    grid = window_grid(row["rows"], row["cols"], row["m"], row["Q"], row["k"])
+    assert grid.row_starts == tuple(as_list(row["row starts"]))
+    assert grid.col_starts == tuple(as_list(row["col starts"]))
+    assert grid.num_windows == row["windows"]
+    assert grid.num_windows * grid.eigenvalues_per_window == row["eigenvalues"]
+
+
+@pytest.mark.parametrize("row", table("geometry-strides"), ids=lambda r: f"{r['rows']}x{r['cols']}")
+def test_spec_geometry_strides(row):
+    grid = window_grid(row["rows"], row["cols"], row["m"], row["Q"], row["k"])
+    assert grid.row_starts[1] - grid.row_starts[0] == row["row stride"]
+    assert grid.col_starts[1] - grid.col_starts[0] == row["col stride"]
+    assert grid.num_windows == row["windows"]
+    assert grid.num_windows * grid.eigenvalues_per_window == row["eigenvalues"]
 
 
 def test_spec_12x12_q2_windows_are_4_by_8():
     grid = window_grid(12, 12, 4, 2.0, 3)
     assert (grid.window_rows, grid.window_cols) == (4, 8)
-
-
-def test_spec_minilm_ffn_strides():
-    grid = window_grid(1536, 384, 100, 1.0, 10)
-    assert grid.row_starts[1] - grid.row_starts[0] == 159
-    assert grid.col_starts[1] - grid.col_starts[0] == 31
-    assert grid.num_windows == 100
-    assert grid.num_windows * grid.eigenvalues_per_window == 10_000
 
 
 def test_spec_llama_layer_strides_and_coverage():

@@ -1,3 +1,4 @@
+// @ts-check
 // One Vega view per chart. The spec arrives once; rows arrive as named data sets and are
 // swapped with Vega changesets so zoom and selection survive a recomputation.
 //
@@ -218,7 +219,7 @@ export class ChartPanel {
       try {
         this.view.signal(SELECTED, layer ?? null);
         await this.view.runAsync();
-      } catch (_error) {
+      } catch {
         // a chart without the parameter ignores the selection
       }
     });

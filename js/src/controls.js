@@ -1,3 +1,6 @@
+// @ts-check
+import { ALLOCATION_SOURCES, METHOD_LABELS } from "./contract.js";
+
 // The parameter controls. Values go to the kernel on release (change event), debounced, so a
 // drag sends one value and a burst of key presses sends the last one.
 export const DEBOUNCE_MS = 200;
@@ -77,7 +80,7 @@ export function createControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
     q: () => Number(q.value).toFixed(2),
     windows_per_dim: () => perDim.value,
   };
-  for (const [name, input] of [["window", window], ["q", q], ["windows_per_dim", perDim]]) {
+  for (const [name, input] of /** @type {Array<[string, HTMLInputElement]>} */ ([["window", window], ["q", q], ["windows_per_dim", perDim]])) {
     input.addEventListener("input", () => { fields[name].readout.textContent = readouts[name](); });
     input.addEventListener("change", () => send(name, Number(input.value)));
   }
@@ -165,7 +168,7 @@ export function createAllocationControls(model, { debounceMs = DEBOUNCE_MS } = {
   element.addEventListener("keydown", (event) => event.stopPropagation());
   const sender = createSender(model, debounceMs);
 
-  const target = slider("target_sparsity", 0.01);
+  const target = slider("target", 0.01);
   target.min = "0.05";
   target.max = "0.95";
   const epsilon = slider("epsilon", 0.01);
@@ -173,9 +176,9 @@ export function createAllocationControls(model, { debounceMs = DEBOUNCE_MS } = {
   epsilon.max = "0.9";
   const grouping = document.createElement("input");
   grouping.type = "checkbox";
-  grouping.name = "grouping";
+  grouping.name = "groups";
   const method = document.createElement("select");
-  method.name = "allocation_method";
+  method.name = "alphas_from";
   const path = document.createElement("input");
   path.type = "text";
   path.name = "allocation_path";
@@ -185,24 +188,24 @@ export function createAllocationControls(model, { debounceMs = DEBOUNCE_MS } = {
   save.name = "save_allocation";
 
   const fields = {
-    target_sparsity: field("target sparsity S", target, "parameter-weighted mean sparsity of the analysed layers"),
+    target: field("target sparsity S", target, "parameter-weighted mean sparsity of the analysed layers"),
     epsilon: field("spread ε", epsilon, "ratios span S(1 − ε) … S(1 + ε): larger α, more pruning"),
     grouping: field("group by block", grouping, "one ratio per transformer block (layers.N, h.N, blocks.N …)"),
-    allocation_method: field("ratios from", method, "whose alphas `explorer.allocation` and the JSON use"),
+    alphas_from: field("ratios from", method, "whose alphas `explorer.allocation` and the JSON use"),
     allocation_path: field("file", path, "where 'save JSON' writes, relative to the kernel's working directory"),
   };
   element.append(...Object.values(fields).map((f) => f.wrap), save);
 
   const readouts = {
-    target_sparsity: () => Number(target.value).toFixed(2),
+    target: () => Number(target.value).toFixed(2),
     epsilon: () => Number(epsilon.value).toFixed(2),
   };
-  for (const [name, input] of [["target_sparsity", target], ["epsilon", epsilon]]) {
+  for (const [name, input] of /** @type {Array<[string, HTMLInputElement]>} */ ([["target", target], ["epsilon", epsilon]])) {
     input.addEventListener("input", () => { fields[name].readout.textContent = readouts[name](); });
     input.addEventListener("change", () => sender.send(name, Number(input.value)));
   }
-  grouping.addEventListener("change", () => sender.send("grouping", grouping.checked));
-  method.addEventListener("change", () => sender.send("allocation_method", method.value));
+  grouping.addEventListener("change", () => sender.send("groups", grouping.checked));
+  method.addEventListener("change", () => sender.send("alphas_from", method.value));
   path.addEventListener("change", () => sender.send("allocation_path", path.value));
   save.addEventListener("click", () => {
     if (path.value !== model.get("allocation_path")) sender.send("allocation_path", path.value);
@@ -212,19 +215,20 @@ export function createAllocationControls(model, { debounceMs = DEBOUNCE_MS } = {
 
   function sync() {
     const limits = model.get("_limits") || {};
-    const methods = limits.allocation_methods ?? ["farms", "esd"];
-    if (method.options.length !== methods.length) {
-      method.replaceChildren(...methods.map((name) => new Option(name === "esd" ? "standard ESD" : "FARMS", name)));
+    const sources = limits.allocation_sources ?? ALLOCATION_SOURCES;
+    const labels = limits.method_labels ?? METHOD_LABELS;
+    if (method.options.length !== sources.length) {
+      method.replaceChildren(...sources.map((name) => new Option(labels[name] ?? name, name)));
     }
-    if (!sender.pending.has("target_sparsity")) target.value = String(model.get("target_sparsity"));
+    if (!sender.pending.has("target")) target.value = String(model.get("target"));
     if (!sender.pending.has("epsilon")) epsilon.value = String(model.get("epsilon"));
-    if (!sender.pending.has("grouping")) grouping.checked = Boolean(model.get("grouping"));
-    if (!sender.pending.has("allocation_method")) method.value = model.get("allocation_method");
+    if (!sender.pending.has("groups")) grouping.checked = Boolean(model.get("groups"));
+    if (!sender.pending.has("alphas_from")) method.value = model.get("alphas_from");
     if (!sender.pending.has("allocation_path") && document.activeElement !== path) path.value = model.get("allocation_path") ?? "";
     for (const name of Object.keys(readouts)) fields[name].readout.textContent = readouts[name]();
   }
 
-  return { element, inputs: { target_sparsity: target, epsilon, grouping, allocation_method: method, allocation_path: path, save }, sync, dispose: sender.dispose };
+  return { element, inputs: { target: target, epsilon, grouping, alphas_from: method, allocation_path: path, save }, sync, dispose: sender.dispose };
 }
 
 /** Parse "32, 64 128" into sorted unique whole numbers >= 2 (null when nothing valid). */

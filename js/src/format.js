@@ -1,3 +1,4 @@
+// @ts-check
 // Small formatting helpers shared by the table and the status line.
 
 export function formatNumber(value, digits = 3) {

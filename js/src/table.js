@@ -1,3 +1,4 @@
+// @ts-check
 // The sortable layer table: analysed layers and skipped ones (with the reason).
 import { formatNumber, formatPercent } from "./format.js";
 
@@ -24,7 +25,7 @@ function noteOf(row) {
 function compare(a, b) {
   const missingA = a === null || a === undefined || a === "";
   const missingB = b === null || b === undefined || b === "";
-  if (missingA || missingB) return missingA - missingB; // blanks last
+  if (missingA || missingB) return Number(missingA) - Number(missingB); // blanks last
   if (typeof a === "number" && typeof b === "number") return a - b;
   return String(a).localeCompare(String(b), undefined, { numeric: true });
 }
@@ -93,6 +94,7 @@ export function createTable(onSelect) {
     select(layer) {
       selected = layer;
       for (const tr of table.querySelectorAll("tbody tr")) {
+        if (!(tr instanceof HTMLElement)) continue;
         tr.classList.toggle("fv-selected", tr.dataset.layer === layer);
       }
     },

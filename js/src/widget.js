@@ -1,26 +1,27 @@
+// @ts-check
 // farms_viz Explorer front end: controls, status, and three tabs: the spectra (alpha per layer,
 // alpha vs aspect ratio, the selected layer's spectrum, the layer table), the pruning allocation
 // and the window sweep. Works with any object that has the anywidget model interface
 // (get/set/on/off/save_changes/send), which is how the static HTML export reuses it (spectra only).
 import "./widget.css";
 import { ChartPanel } from "./charts.js";
+import { PANELS, TABS as TAB_NAMES } from "./contract.js";
 import { createAllocationControls, createControls, createSweepControls } from "./controls.js";
 import { formatNumber, formatSeconds } from "./format.js";
 import { createTable } from "./table.js";
 
 export const ROOT_CLASS = "farms-viz";
-const CHARTS = [
-  { name: "alpha_by_layer", caption: "Filled: FARMS sampled the matrix; hollow: the window covers the whole matrix (FARMS = ESD). Dashed lines: α = 2 and 6. Click a point to see its spectrum; drag the y axis to zoom." },
-  { name: "alpha_vs_aspect", caption: "A rising ESD trend with a flat FARMS trend is the aspect-ratio bias that FARMS removes." },
-  { name: "spectrum", caption: "Bars: density of the eigenvalues. Solid: fitted power-law tail from xmin (dotted). Dashed: Marchenko-Pastur density of a random matrix of the window's shape." },
-  { name: "allocation", tab: "allocation", caption: "Top: each layer's α. Bottom: its pruning ratio from the standard ESD's α and from FARMS's α (dashed: the target). Larger α, more pruning; the parameter-weighted mean is the target." },
-  { name: "sweep", tab: "sweep", caption: "Line: FARMS α of the pooled windows; band: mean ± std of each window fitted on its own (narrow: a stable window size). Dashed: standard ESD α. Red: the current window." },
-];
-export const TABS = [
-  { name: "spectra", label: "Spectra" },
-  { name: "allocation", label: "Allocation" },
-  { name: "sweep", label: "Sweep" },
-];
+const CAPTIONS = {
+  alpha_by_layer: "Filled: FARMS sampled the matrix; hollow: the window covers the whole matrix (FARMS = ESD). Dashed lines: α = 2 and 6. Click a point to see its spectrum; drag the y axis to zoom.",
+  alpha_vs_aspect: "A rising ESD trend with a flat FARMS trend is the aspect-ratio bias that FARMS removes.",
+  spectrum: "Bars: density of the eigenvalues. Solid: fitted power-law tail from xmin (dotted). Dashed: Marchenko-Pastur density of a random matrix of the window's shape.",
+  allocation: "Top: each layer's α. Bottom: its pruning ratio from the standard ESD's α and from FARMS's α (dashed: the target). Larger α, more pruning; the parameter-weighted mean is the target.",
+  sweep: "Line: FARMS α of the pooled windows; band: mean ± std of each window fitted on its own (narrow: a stable window size). Dashed: standard ESD α. Red: the current window.",
+};
+const PANEL_TAB = { allocation: "allocation", sweep: "sweep" }; // the rest are on the spectra tab
+const CHARTS = PANELS.map((name) => ({ name, tab: PANEL_TAB[name], caption: CAPTIONS[name] }));
+const TAB_LABELS = { spectra: "Spectra", allocation: "Allocation", sweep: "Sweep" };
+export const TABS = TAB_NAMES.map((name) => ({ name, label: TAB_LABELS[name] }));
 const LAYER_PX = 16;
 const MIN_ALPHA_WIDTH = 420;
 
@@ -210,7 +211,7 @@ function render({ model, el }) {
     "change:_table": drawTable,
     "change:selected_layer": drawSelection,
     "change:window change:q change:windows_per_dim change:stride change:fit change:_limits": controls.sync,
-    "change:target_sparsity change:epsilon change:grouping change:allocation_method change:allocation_path change:sweep_windows change:sweep_status change:_sweep_running change:_allocation_note change:_limits": drawExtras,
+    "change:target change:epsilon change:groups change:alphas_from change:allocation_path change:sweep_windows change:sweep_status change:_sweep_running change:_allocation_note change:_limits": drawExtras,
   };
   for (const [events, handler] of Object.entries(handlers)) {
     for (const event of events.split(" ")) model.on(event, handler);
@@ -250,4 +251,5 @@ function render({ model, el }) {
   };
 }
 
+export { staticModel } from "./static_model.js";
 export default { render };

@@ -9,7 +9,7 @@ const dom = new JSDOM("<!doctype html><body data-jp-theme-light='true'></body>",
 for (const name of ["window", "document", "MutationObserver", "HTMLElement", "Node", "Option", "Event", "getComputedStyle"]) {
   globalThis[name] = name === "window" ? dom.window : dom.window[name];
 }
-const { default: widget } = await import(new URL("../../farms_viz/static/widget.js", import.meta.url));
+const { default: widget, staticModel } = await import(new URL("../../farms_viz/widget/static/widget.js", import.meta.url));
 
 function fakeModel(state) {
   const listeners = new Map();
@@ -45,7 +45,7 @@ function mount(extra = {}) {
     status: "2 layers in 0.10 s", progress: 1, error: "", _running: false, _notice: "",
     _limits: { window_min: 2, window_max: 64, q_min: 0.1, q_max: 4, windows_per_dim_max: 30, fits: ["median", "peak", "ks"] },
     _specs: {}, _datasets: {}, _table: TABLE,
-    target_sparsity: 0.7, epsilon: 0.2, grouping: false, allocation_method: "farms",
+    target: 0.7, epsilon: 0.2, groups: false, alphas_from: "farms",
     allocation_path: "farms_viz_allocation.json", sweep_windows: [8, 16, 32], sweep_status: "not run yet",
     _sweep_running: false, _allocation_note: "", ...extra,
   };
@@ -119,7 +119,7 @@ test("cleanup removes every listener it added", () => {
 });
 
 test("the bundle imports nothing from the network", () => {
-  const source = readFileSync(new URL("../../farms_viz/static/widget.js", import.meta.url), "utf8");
+  const source = readFileSync(new URL("../../farms_viz/widget/static/widget.js", import.meta.url), "utf8");
   assert.doesNotMatch(source, /\bimport\s*\(?\s*["'`]https?:/);
   assert.doesNotMatch(source, /\bfrom\s*["'`]https?:/);
   assert.doesNotMatch(source, /esm\.sh|cdn\.jsdelivr|unpkg\.com/);
@@ -139,18 +139,18 @@ test("tabs: spectra first; allocation and sweep pages shown on a click", () => {
 
 test("allocation controls send their traits after the debounce; save asks the kernel", async () => {
   const { model, root, cleanup } = mount();
-  const target = root.querySelector("input[name='target_sparsity']");
+  const target = root.querySelector("input[name='target']");
   assert.equal(target.value, "0.7");
   target.value = "0.8";
   target.dispatchEvent(new Event("input"));
   target.dispatchEvent(new Event("change"));
-  const grouping = root.querySelector("input[name='grouping']");
+  const grouping = root.querySelector("input[name='groups']");
   grouping.checked = true;
   grouping.dispatchEvent(new Event("change"));
   await sleep(260);
   assert.equal(model.savedState.length, 1);
-  assert.equal(model.get("target_sparsity"), 0.8);
-  assert.equal(model.get("grouping"), true);
+  assert.equal(model.get("target"), 0.8);
+  assert.equal(model.get("groups"), true);
   const path = root.querySelector("input[name='allocation_path']");
   path.value = "ratios.json";
   root.querySelector("button[name='save_allocation']").dispatchEvent(new dom.window.MouseEvent("click"));
@@ -181,6 +181,26 @@ test("a static page (the HTML export) has the spectra only, without tabs", () =>
   assert.equal(root.querySelector(".fv-tabs").hidden, true);
   assert.deepEqual([...root.querySelectorAll(".fv-chart")].map((c) => c.dataset.chart),
     ["alpha_by_layer", "alpha_vs_aspect", "spectrum"]);
-  assert.equal(root.querySelector("input[name='target_sparsity']"), null);
+  assert.equal(root.querySelector("input[name='target']"), null);
+  cleanup();
+});
+
+test("the offline page's model (the HTML export's shim) swaps in a clicked layer's spectrum", () => {
+  const spectrumOf = (layer) => ({ spectrum_xmin: [{ layer }] });
+  const state = {
+    window: 32, q: 1, windows_per_dim: 3, stride: null, fit: "median", selected_layer: "a",
+    status: "", progress: 1, error: "", _running: false, _notice: "", _static: true,
+    _limits: { window_min: 2, window_max: 64, q_min: 0.1, q_max: 4, windows_per_dim_max: 30, fits: ["median"] },
+    _specs: {}, _datasets: { layers: [], ...spectrumOf("a") }, _table: TABLE,
+    _spectra_by_layer: { a: spectrumOf("a"), b: spectrumOf("b") },
+  };
+  const model = staticModel(state);
+  const el = document.createElement("div");
+  document.body.appendChild(el);
+  const cleanup = widget.render({ model, el });
+  el.querySelector("tr[data-layer='b']").dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.equal(model.get("selected_layer"), "b");
+  assert.deepEqual(model.get("_datasets").spectrum_xmin, [{ layer: "b" }]);
+  assert.deepEqual(model.get("_datasets").layers, []); // the other rows stay
   cleanup();
 });

@@ -1,0 +1,8 @@
+"""The package's version, read from its installed metadata (pyproject.toml is the one place it is set)."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("farms_viz")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"

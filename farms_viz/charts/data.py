@@ -1,0 +1,167 @@
+"""Tidy tables for the charts and the layer table, built from an :class:`~farms_viz.Analysis`.
+
+Pure pandas/numpy: the chart builders (``charts``), the widget and the HTML export all
+read these frames, so every view shows the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..engine.analysis import Analysis
+from ..engine.marchenko_pastur import mp_density, mp_variance
+from .style import METHOD_LABELS
+
+LOG_BINS = 40
+LINEAR_BINS = 50
+LINEAR_QUANTILE = 0.99  # the lin-lin view spans eigenvalues up to this quantile
+CURVE_POINTS = 48
+# The log-log view spans at most this many decades below the largest eigenvalue: the tail and
+# the bulk stay readable when a square window has a few near-zero eigenvalues.
+LOG_DECADES = 6
+
+
+def layer_frame(analysis: Analysis) -> pd.DataFrame:
+    """One row per (layer, method), in model order, ready for the per-layer charts.
+
+    Columns: ``Analysis.to_pandas()``'s, plus order (position in the model), method_label,
+    shape ("rows x cols"), window ("m x w" of each window) and alpha_delta (FARMS alpha
+    minus standard ESD alpha of the same layer).
+    """
+    frame = analysis.to_pandas()
+    order = {name: i for i, name in enumerate(analysis.layers)}
+    frame["order"] = frame["layer"].map(order)
+    frame["method_label"] = frame["method"].map(METHOD_LABELS)
+    frame["shape"] = frame["rows"].astype(str) + " x " + frame["cols"].astype(str)
+    frame["window"] = frame["window_rows"].astype(str) + " x " + frame["window_cols"].astype(str)
+    alphas = frame.pivot(index="layer", columns="method", values="alpha")
+    if {"esd", "farms"} <= set(alphas.columns):
+        frame["alpha_delta"] = frame["layer"].map(alphas["farms"] - alphas["esd"])
+    else:
+        frame["alpha_delta"] = np.nan
+    return frame
+
+
+def table_frame(analysis: Analysis) -> pd.DataFrame:
+    """The layer table: one row per analysed or skipped layer, in model order.
+
+    Columns: layer, kind, shape, aspect_ratio, alpha_esd, alpha_farms, alpha_delta, D_esd,
+    D_farms, window, num_windows, coverage, covers_whole_matrix, skipped_reason (empty for
+    analysed layers).
+    """
+    frame = layer_frame(analysis)
+    wide = frame.pivot(index="layer", columns="method", values=["alpha", "D"])
+    wide.columns = [f"{value}_{method}" for value, method in wide.columns]
+    farms = frame[frame["method"] == "farms"].set_index("layer")
+    first = frame.drop_duplicates("layer").set_index("layer")
+    rows = []
+    for name in analysis.layers:
+        base = first.loc[name]
+        has_farms = name in farms.index
+        rows.append({
+            "layer": name, "kind": base["kind"], "shape": base["shape"],
+            "aspect_ratio": float(base["aspect_ratio"]),
+            "alpha_esd": wide.loc[name].get("alpha_esd", np.nan),
+            "alpha_farms": wide.loc[name].get("alpha_farms", np.nan),
+            "alpha_delta": float(base["alpha_delta"]),
+            "D_esd": wide.loc[name].get("D_esd", np.nan),
+            "D_farms": wide.loc[name].get("D_farms", np.nan),
+            "window": farms.loc[name, "window"] if has_farms else "",
+            "num_windows": int(farms.loc[name, "num_windows"]) if has_farms else 0,
+            "coverage": float(farms.loc[name, "coverage"]) if has_farms else np.nan,
+            "covers_whole_matrix": bool(farms.loc[name, "covers_whole_matrix"]) if has_farms else False,
+            "skipped_reason": "",
+        })
+    for skipped in analysis.skipped:
+        rows.append({"layer": skipped.name, "kind": skipped.kind,
+                     "shape": " x ".join(map(str, skipped.shape)), "skipped_reason": skipped.reason})
+    return pd.DataFrame(rows, columns=[
+        "layer", "kind", "shape", "aspect_ratio", "alpha_esd", "alpha_farms", "alpha_delta", "D_esd",
+        "D_farms", "window", "num_windows", "coverage", "covers_whole_matrix", "skipped_reason"])
+
+
+def _window_shape(spectrum) -> tuple[int, int]:
+    if spectrum.grid is not None:
+        return spectrum.grid.window_rows, spectrum.grid.window_cols
+    return spectrum.rows, spectrum.cols
+
+
+def _histogram(x: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    if scale == "log":
+        positive = x[x > x[-1] * 10.0 ** -LOG_DECADES]
+        edges = np.geomspace(positive[0], positive[-1], LOG_BINS + 1)
+        counts, _ = np.histogram(positive, edges)
+    else:
+        # the few largest eigenvalues of a heavy tail would squash the bulk against zero: the
+        # linear view stops at a high quantile (the log-log view shows the whole tail)
+        edges = np.linspace(0.0, _linear_upper(x), LINEAR_BINS + 1)
+        counts, _ = np.histogram(x, edges)
+    return edges, counts / (x.size * np.diff(edges))
+
+
+def _linear_upper(x: np.ndarray) -> float:
+    return float(np.quantile(x, LINEAR_QUANTILE))
+
+
+def _curve_grid(low: float, high: float, scale: str) -> np.ndarray:
+    if scale == "log":
+        return np.geomspace(low, high, CURVE_POINTS)
+    return np.linspace(low, high, CURVE_POINTS)
+
+
+def spectrum_frames(analysis: Analysis, layer: str) -> dict[str, pd.DataFrame]:
+    """The spectrum panel's data for one layer, for a log-log and a lin-lin view.
+
+    Returns
+    -------
+    dict with three DataFrames:
+      - "histogram": method_label, scale ("log"/"linear"), bin_start, bin_end, density
+        (density per unit eigenvalue: counts / (N * bin width)), base (where a bar starts);
+      - "curves": method_label, scale, curve ("power-law fit" from xmin, or
+        "Marchenko-Pastur" for the window's, or matrix's, shape), eigenvalue, density;
+      - "xmin": method_label, xmin, alpha, n_tail.
+    """
+    histograms, curves, marks = [], [], []
+    for method in analysis.methods:
+        if (layer, method) not in analysis.spectra:
+            continue
+        spectrum = analysis.spectrum(layer, method)
+        x = np.sort(np.asarray(spectrum.eigenvalues, dtype=np.float64))
+        if x.size == 0 or not x[-1] > 0:
+            continue
+        label = METHOD_LABELS[method]
+        fit = spectrum.fit
+        rows, cols = _window_shape(spectrum)
+        variance = mp_variance(x, rows, cols)
+        marks.append({"method_label": label, "xmin": float(fit.xmin), "alpha": float(fit.alpha),
+                      "n_tail": int(fit.n_tail)})
+        for scale in ("log", "linear"):
+            edges, density = _histogram(x, scale)
+            histograms.append(pd.DataFrame({"method_label": label, "scale": scale, "bin_start": edges[:-1],
+                                            "bin_end": edges[1:], "density": density}))
+            high = x[-1] if scale == "log" else edges[-1]
+            low = edges[0] if scale == "log" else high / CURVE_POINTS
+            grid = _curve_grid(low, high, scale)
+            curves.append(pd.DataFrame({"method_label": label, "scale": scale, "curve": "Marchenko-Pastur",
+                                        "eigenvalue": grid, "density": mp_density(grid, variance, rows, cols)}))
+            if fit.xmin > 0 and fit.alpha > 1 and high > fit.xmin:
+                # a power law is a straight line on log-log axes: two points draw it
+                tail = np.array([fit.xmin, high]) if scale == "log" else _curve_grid(fit.xmin, high, "log")
+                # the fitted tail, scaled to the fraction of the ESD it describes
+                density = (fit.n_tail / x.size) * (fit.alpha - 1) / fit.xmin * (tail / fit.xmin) ** -fit.alpha
+                curves.append(pd.DataFrame({"method_label": label, "scale": scale, "curve": "power-law fit",
+                                            "eigenvalue": tail, "density": density}))
+    histogram = pd.concat(histograms, ignore_index=True) if histograms else pd.DataFrame(
+        columns=["method_label", "scale", "bin_start", "bin_end", "density", "base"])
+    curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
+        columns=["method_label", "scale", "curve", "eigenvalue", "density"])
+    # zero densities cannot sit on a log axis; the linear view keeps them
+    histogram = histogram[(histogram["scale"] == "linear") | (histogram["density"] > 0)].copy()
+    log_rows = histogram["scale"] == "log"
+    # bars of the log view start at the bottom of the axis, not at zero
+    histogram["base"] = histogram["density"].where(log_rows).min() / 2 if log_rows.any() else 0.0
+    histogram.loc[~log_rows, "base"] = 0.0
+    curve = curve[(curve["scale"] == "linear") | (curve["density"] > 0)]
+    return {"histogram": histogram.reset_index(drop=True), "curves": curve.reset_index(drop=True),
+            "xmin": pd.DataFrame(marks, columns=["method_label", "xmin", "alpha", "n_tail"])}

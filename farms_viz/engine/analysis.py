@@ -1,0 +1,417 @@
+"""``analyze``: the standard ESD and FARMS of every layer of a model, as one ``Analysis``."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .cache import SPECTRA, fingerprint
+from .cpu_threads import compute_pool, workers
+from .fits import PowerLawFit, fit_power_law
+from .matrices import LayerMatrix, SkippedLayer, iter_layers
+from .memory import release_free_memory
+from .metrics import spectral_metrics
+from .params import (
+    DEFAULT_CONV_NORM,
+    DEFAULT_FIT,
+    DEFAULT_METHOD,
+    DEFAULT_Q,
+    DEFAULT_WINDOW,
+    DEFAULT_WINDOWS_PER_DIM,
+    AnalysisParams,
+)
+from .progress import ProgressCallback, progress_reporter
+from .spectra import esd_eigenvalues, farms_window_eigenvalues, pooled
+from .windows import WindowGrid, window_grid
+
+log = logging.getLogger(__name__)
+
+
+
+class NothingToAnalyzeError(ValueError):
+    """The model holds no weight that can be analysed."""
+
+
+@dataclass(frozen=True)
+class LayerSpectrum:
+    """One layer's ESD under one method, with its fit.
+
+    Attributes
+    ----------
+    layer, method, kind : the layer's qualified name, "esd" or "farms", and its module kind.
+    rows, cols, num_slices : the matrix shape (per slice; convolutions have one slice per
+        kernel position).
+    eigenvalues : sorted float64 eigenvalues (for FARMS, every window's pooled).
+    window_eigenvalues : FARMS only, one row per window (its own ESD).
+    grid : FARMS only, the window geometry.
+    fit : the power-law fit of ``eigenvalues``.
+    metrics : WeightWatcher-named metrics of ``eigenvalues``.
+    """
+
+    layer: str
+    method: str
+    kind: str
+    rows: int
+    cols: int
+    num_slices: int
+    eigenvalues: np.ndarray
+    fit: PowerLawFit
+    metrics: dict
+    grid: WindowGrid | None = None
+    window_eigenvalues: np.ndarray | None = None
+
+    def row(self) -> dict:
+        """This spectrum as one row of :meth:`Analysis.to_pandas`."""
+        g = self.grid
+        farms = g is not None
+        return {
+            "layer": self.layer,
+            "method": self.method,
+            "kind": self.kind,
+            "rows": self.rows,
+            "cols": self.cols,
+            "num_slices": self.num_slices,
+            "aspect_ratio": max(self.rows, self.cols) / min(self.rows, self.cols),
+            "alpha": self.fit.alpha,
+            "xmin": self.fit.xmin,
+            "D": self.fit.D,
+            "n_tail": self.fit.n_tail,
+            "fit": self.fit.rule,
+            "num_windows": g.num_windows * self.num_slices if farms else self.num_slices,
+            "window_rows": g.window_rows if farms else self.rows,
+            "window_cols": g.window_cols if farms else self.cols,
+            "coverage": g.coverage if farms else 1.0,
+            "window_clamped": g.clamped if farms else False,
+            "covers_whole_matrix": g.covers_whole_matrix if farms else True,
+            **self.metrics,
+        }
+
+
+COLUMNS = (
+    "layer", "method", "kind", "rows", "cols", "num_slices", "aspect_ratio", "alpha", "xmin", "D", "n_tail",
+    "fit", "num_windows", "window_rows", "window_cols", "coverage", "window_clamped", "covers_whole_matrix",
+    "lambda_max", "spectral_norm", "norm", "log_norm", "log_spectral_norm", "stable_rank", "alpha_weighted",
+    "num_eigs",
+)
+
+
+@dataclass
+class Analysis:
+    """The result of :func:`analyze`.
+
+    Attributes
+    ----------
+    params : the parameters used (``params.as_dict()`` for a plain dict).
+    layers : analysed layer names in model order.
+    skipped : every weight-holding module that was not analysed, with its reason.
+    spectra : (layer, method) -> :class:`LayerSpectrum`.
+    seconds : wall time of the run.
+    """
+
+    params: AnalysisParams
+    layers: list[str]
+    skipped: list[SkippedLayer]
+    spectra: dict[tuple[str, str], LayerSpectrum] = field(repr=False)
+    seconds: float = 0.0
+
+    @property
+    def methods(self) -> list[str]:
+        return [m for m in ("esd", "farms") if any(k[1] == m for k in self.spectra)]
+
+    def spectrum(self, layer: str, method: str = "farms") -> LayerSpectrum:
+        """The :class:`LayerSpectrum` of one layer under one method."""
+        try:
+            return self.spectra[(layer, method)]
+        except KeyError:
+            known = ", ".join(self.layers[:5]) + (" ..." if len(self.layers) > 5 else "")
+            raise KeyError(f"no {method!r} spectrum for layer {layer!r}; analysed layers: {known}; "
+                           f"methods: {self.methods}") from None
+
+    def eigenvalues(self, layer: str, method: str = "farms") -> np.ndarray:
+        """Sorted eigenvalues of one layer (pooled over the windows for FARMS)."""
+        return self.spectrum(layer, method).eigenvalues
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per (layer, method), layers in model order.
+
+        Columns: layer, method, kind, rows, cols, num_slices, aspect_ratio (long side /
+        short side), alpha, xmin, D, n_tail, fit, num_windows, window_rows, window_cols,
+        coverage (fraction of entries some window covers), window_clamped,
+        covers_whole_matrix (FARMS equals the ESD there), lambda_max, spectral_norm, norm,
+        log_norm, log_spectral_norm, stable_rank, alpha_weighted, num_eigs. For FARMS the
+        spectral metrics describe the pooled window sample. The standard ESD counts as one
+        window covering the whole matrix.
+        """
+        methods = self.methods
+        rows = [self.spectra[(layer, m)].row() for layer in self.layers for m in methods
+                if (layer, m) in self.spectra]
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+    def skipped_frame(self) -> pd.DataFrame:
+        """The skipped layers as a DataFrame: layer, kind, shape, reason."""
+        return pd.DataFrame([{"layer": s.name, "kind": s.kind, "shape": "x".join(map(str, s.shape)),
+                              "reason": s.reason} for s in self.skipped],
+                            columns=["layer", "kind", "shape", "reason"])
+
+    def alphas(self, method: str = "farms") -> dict[str, float]:
+        """layer -> alpha for one method, in model order."""
+        return {layer: self.spectra[(layer, method)].fit.alpha for layer in self.layers
+                if (layer, method) in self.spectra}
+
+
+def _grid_for(matrix: LayerMatrix, params: AnalysisParams) -> WindowGrid:
+    return window_grid(matrix.rows, matrix.cols, params.window, params.q, params.windows_per_dim,
+                       params.stride)
+
+
+def _load(matrix: LayerMatrix, device: torch.device | None) -> torch.Tensor:
+    slices = matrix.load()
+    if device is not None:
+        slices = slices.to(device)
+    return slices
+
+
+def _fit(key: tuple, eigenvalues: np.ndarray, fit: str) -> PowerLawFit:
+    return SPECTRA.get_or_compute(("fit", key, fit), lambda: fit_power_law(eigenvalues, fit))
+
+
+def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisParams,
+                   weight_key: tuple | None = None) -> list[LayerSpectrum]:
+    """The spectra of one layer's (num_slices, rows, cols) weight under ``params``.
+
+    ``weight_key`` (a fingerprint of the weight) enables the cache; None computes afresh.
+    """
+    out = []
+    common = dict(layer=matrix.name, kind=matrix.kind, rows=matrix.rows, cols=matrix.cols,
+                  num_slices=matrix.num_slices)
+    scale = matrix.eigenvalue_scale
+
+    def cached(key, compute):
+        return compute() if weight_key is None else SPECTRA.get_or_compute(key, compute)
+
+    if params.wants_esd:
+        key = ("esd", weight_key, scale)
+        eig = cached(key, lambda: esd_eigenvalues(slices, scale))
+        fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
+        out.append(LayerSpectrum(method="esd", eigenvalues=eig, fit=fit,
+                                 metrics=spectral_metrics(eig, fit), **common))
+    if params.wants_farms:
+        grid = _grid_for(matrix, params)
+        key = ("farms", weight_key, scale, grid)
+        windows = cached(key, lambda: farms_window_eigenvalues(slices, grid, scale))
+        eig = cached(("pooled",) + key, lambda: pooled(windows))
+        fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
+        out.append(LayerSpectrum(method="farms", eigenvalues=eig, fit=fit, grid=grid,
+                                 window_eigenvalues=windows, metrics=spectral_metrics(eig, fit),
+                                 **common))
+    return out
+
+
+class Executor(Protocol):
+    """What ``analyze(executor=...)`` needs: ``submit(fn, *args)`` -> a future with ``result()``."""
+
+    def submit(self, fn: Callable, /, *args, **kwargs): ...
+
+
+LayerOutcome = tuple[str, "list[LayerSpectrum] | SkippedLayer"]
+
+
+def _non_finite(matrix: LayerMatrix, slices: torch.Tensor) -> SkippedLayer | None:
+    if bool(torch.isfinite(slices).all()):
+        return None
+    return SkippedLayer(matrix.name, matrix.kind, tuple(slices.shape[1:]),
+                        "non-finite values (NaN or Inf) in the weight")
+
+
+# Layers run concurrently only while their estimated working sets fit in this budget: small
+# layers share the cores, a large one (an LLM's 11008 x 4096) runs alone.
+IN_FLIGHT_BYTES = 128 * 2**20
+
+
+def _working_set(matrix: LayerMatrix) -> int:
+    """A float64-sized proxy of one layer's peak working set (weight read, windows, Grams)."""
+    return 8 * matrix.rows * matrix.cols * matrix.num_slices
+
+
+def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None
+                   ) -> list[LayerSpectrum] | SkippedLayer:
+    with torch.no_grad():
+        slices = _load(matrix, target)
+        key = fingerprint(slices)
+        # a float64 sum of finite weights cannot overflow: a non-finite sum means NaN/Inf inside
+        problem = None if np.isfinite(key.total) else _non_finite(matrix, slices)
+        outcome = problem or analyze_matrix(matrix, slices, params, key)
+        del slices
+    release_free_memory()
+    return outcome
+
+
+def _local_results(matrices: deque, params: AnalysisParams, target: torch.device | None
+                   ) -> Iterator[LayerOutcome]:
+    """Layers on this machine's compute pool, as many in flight as there are workers, in order."""
+    pool = compute_pool()
+    in_flight: deque = deque()  # (name, future, estimated bytes)
+    try:
+        while matrices or in_flight:
+            # twice the workers: results are taken in model order, and a queued layer keeps a
+            # worker busy while an earlier, larger one finishes
+            while matrices and len(in_flight) < 2 * workers() and (
+                    not in_flight or sum(b for *_, b in in_flight) + _working_set(matrices[0])
+                    <= IN_FLIGHT_BYTES):
+                matrix = matrices.popleft()
+                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target),
+                                  _working_set(matrix)))
+                del matrix
+            name, future, _ = in_flight.popleft()
+            yield name, future.result()
+    finally:
+        for _, future, _ in in_flight:  # abandoned (an error or a cancelled run): drop queued layers
+            future.cancel()
+
+
+def _unavailable() -> torch.Tensor:
+    raise RuntimeError("this layer's weight travels with the task; it has no loader here")
+
+
+def analyze_layer_task(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisParams,
+                       device: str | None = None) -> list[LayerSpectrum]:
+    """One layer's spectra on whichever process runs it: the unit ``analyze(executor=...)`` submits.
+
+    ``matrix`` carries the layer's metadata only (its loader cannot travel); ``slices`` is the
+    (num_slices, rows, cols) weight itself. No cache: the worker computes afresh.
+    """
+    with torch.no_grad():
+        if device is not None:
+            slices = slices.to(device)
+        return analyze_matrix(matrix, slices, params, None)
+
+
+def _in_flight_limit(executor: Executor) -> int:
+    """Twice the executor's parallelism: workers stay busy, and few layers wait in memory."""
+    slots = getattr(executor, "_max_workers", None)  # concurrent.futures pools
+    client = getattr(executor, "_client", executor)  # dask's ClientExecutor wraps a Client
+    if slots is None and hasattr(client, "nthreads"):
+        try:
+            slots = sum(client.nthreads().values())  # dask: threads over all workers
+        except Exception:
+            slots = None
+    return 2 * max(1, slots or 2)
+
+
+def _executor_results(matrices: deque, params: AnalysisParams, device: str | torch.device | None,
+                      executor: Executor) -> Iterator[LayerOutcome]:
+    limit = _in_flight_limit(executor)
+    device = str(device) if device is not None else None
+    in_flight: deque = deque()  # (name, future or finished outcome), in model order
+    while matrices or in_flight:
+        while matrices and len(in_flight) < limit:
+            matrix = matrices.popleft()
+            with torch.no_grad():
+                # A compact CPU copy: a view would pickle its whole (possibly mapped) storage.
+                slices = matrix.load().detach().to("cpu", copy=True).contiguous()
+            problem = _non_finite(matrix, slices)
+            if problem is not None:
+                in_flight.append((matrix.name, problem))
+            else:
+                metadata = replace(matrix, load=_unavailable, source=None)
+                in_flight.append((matrix.name, executor.submit(analyze_layer_task, metadata, slices,
+                                                               params, device)))
+            del matrix, slices
+        name, pending = in_flight.popleft()
+        yield name, pending if isinstance(pending, SkippedLayer) else pending.result()
+
+
+def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFAULT_METHOD,
+            window: int = DEFAULT_WINDOW, q: float = DEFAULT_Q, windows_per_dim: int = DEFAULT_WINDOWS_PER_DIM,
+            stride: int | None = None, fit: str = DEFAULT_FIT, conv_norm: float = DEFAULT_CONV_NORM,
+            device: str | torch.device | None = None, include: Sequence[str] | str | None = None,
+            exclude: Sequence[str] | str | None = None, progress: bool | ProgressCallback = True,
+            executor: Executor | None = None) -> Analysis:
+    """Standard ESD and/or FARMS of every weight matrix of ``model``.
+
+    Parameters
+    ----------
+    model : an ``nn.Module`` or a state dict (name -> tensor). Never modified.
+    method : "esd" (standard ESD), "farms" or "both".
+    window : rows m of a FARMS window (clamped to the layer; flagged in the results).
+    q : aspect ratio Q of every window: m x floor(m * Q).
+    windows_per_dim : windows k along each dimension (a k x k grid).
+    stride : explicit stride in entries instead of the k x k grid.
+    fit : "median" (PL_Alpha_Hill, the paper's metric), "peak" (reference xmin_peak, used for
+        LLM pruning) or "ks" (WeightWatcher's default).
+    conv_norm : eigenvalue factor for convolution slices.
+    device : compute device; None computes each layer on the device its weight lives on.
+    include, exclude : glob patterns on layer names.
+    progress : True for a tqdm bar, False for none, or a callback ``f(done, total, layer)``.
+    executor : any ``concurrent.futures``-style executor (an object with ``submit`` returning
+        futures with ``result()``), e.g. a ``dask.distributed.Client``: each layer's spectra are
+        computed there (on ``device``, if given) with the same results as locally. A bounded
+        number of layers is in flight at once. None computes here.
+
+    Returns
+    -------
+    Analysis
+
+    Examples
+    --------
+    >>> import torch.nn as nn, farms_viz
+    >>> result = farms_viz.analyze(nn.Linear(256, 64), window=32, progress=False)
+    >>> result.to_pandas()[["method", "alpha"]].shape
+    (2, 2)
+    """
+    params = AnalysisParams(method=method, window=window, q=q, windows_per_dim=windows_per_dim,
+                            stride=stride, fit=fit, conv_norm=conv_norm)
+    include = [include] if isinstance(include, str) else include
+    exclude = [exclude] if isinstance(exclude, str) else exclude
+    target = torch.device(device) if device is not None else None
+    start = time.perf_counter()
+
+    items = list(iter_layers(model, conv_norm=params.conv_norm, include=include, exclude=exclude))
+    order = {item.name: i for i, item in enumerate(items)}
+    # A deque popped as we go: each layer's weight is released once analysed (a lazily opened
+    # checkpoint then unmaps it), so memory holds about one layer, not the model.
+    matrices = deque(m for m in items if isinstance(m, LayerMatrix))
+    skipped = [s for s in items if isinstance(s, SkippedLayer)]
+    del items
+    total = len(matrices)
+    spectra: dict[tuple[str, str], LayerSpectrum] = {}
+    layers: list[str] = []
+    results = (_local_results(matrices, params, target) if executor is None
+               else _executor_results(matrices, params, device, executor))
+    with progress_reporter(progress) as report:
+        try:
+            for done, (name, outcome) in enumerate(results, start=1):
+                if isinstance(outcome, SkippedLayer):
+                    skipped.append(outcome)
+                else:
+                    for spectrum in outcome:
+                        spectra[(name, spectrum.method)] = spectrum
+                    layers.append(name)
+                if report is not None:
+                    report(done, total, name)
+        finally:
+            results.close()
+
+    if not layers:
+        reasons = "\n".join(f"  {s.name} {list(s.shape)}: {s.reason}" for s in skipped) or "  (no weights found)"
+        raise NothingToAnalyzeError(
+            "nothing to analyse: no Linear, Embedding, Conv or attention weight with at least 8 "
+            f"eigenvalues passed. Skipped:\n{reasons}\nCheck include/exclude, or pass a model with such layers.")
+    whole = [n for n in layers if (n, "farms") in spectra and spectra[(n, "farms")].grid.covers_whole_matrix]
+    if whole:
+        warnings.warn(
+            f"window {params.window} covers the whole matrix of {len(whole)} layer(s) "
+            f"({', '.join(whole[:3])}{' ...' if len(whole) > 3 else ''}): FARMS equals the standard ESD "
+            "there; use a smaller window to sample them.", stacklevel=2)
+    skipped.sort(key=lambda s: order.get(s.name, len(order)))
+    return Analysis(params, layers, skipped, spectra, time.perf_counter() - start)

@@ -1,0 +1,75 @@
+"""The Explorer's contract with its front end: synced state, messages, panels and control limits.
+
+This module is the single source of these names on the Python side; ``js/src/contract.js`` states
+the same contract for the front end (a JSDoc typedef of the state and the same name lists), and
+``tests/test_contract.py`` fails when the two disagree, or when the :class:`Explorer` syncs a trait
+that is not listed here (or the reverse), or when the front end reads state that is not listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..charts.style import METHOD_LABELS
+from ..engine.params import FITS
+
+# Synced traits: name -> what it holds. Public ones are the widget's API (setting one from Python
+# does what its control does); "_" ones carry what the front end draws.
+SYNCED_STATE: dict[str, str] = {
+    "window": "rows m of every FARMS window",
+    "q": "aspect ratio Q of every window (columns per row)",
+    "windows_per_dim": "windows k along each dimension (a k x k grid), used when stride is null",
+    "stride": "explicit stride in entries, or null for the k x k grid",
+    "fit": "power-law fit: one of FITS",
+    "selected_layer": "the layer whose spectrum is shown",
+    "status": "what the widget is doing or did (read-only)",
+    "progress": "0..1 of the current run (read-only)",
+    "error": "the last error, empty when none (read-only)",
+    "target": "allocation: parameter-weighted mean sparsity",
+    "epsilon": "allocation: spread of the ratios around the target",
+    "groups": "allocation: one ratio per transformer block",
+    "alphas_from": "allocation: whose alphas, one of ALLOCATION_SOURCES",
+    "allocation_path": "where 'save JSON' writes the allocation (kernel side)",
+    "sweep_windows": "the window sizes the sweep tries",
+    "sweep_status": "what the sweep is doing or did (read-only)",
+    "_running": "an analysis is in flight",
+    "_sweep_running": "a sweep is in flight",
+    "_allocation_note": "one line under the allocation chart",
+    "_limits": "control bounds and choices (slider_limits)",
+    "_specs": "panel name -> Vega-Lite spec without rows",
+    "_datasets": "data set name -> rows, swapped into the specs by name",
+    "_table": "the layer table's rows, skipped layers included",
+    "_notice": "a warning about the current results (e.g. a window covering whole matrices)",
+}
+# State of the offline HTML page only (no kernel): set by the export, never synced.
+STATIC_STATE: dict[str, str] = {
+    "_static": "true on the offline page: controls that need a kernel are hidden",
+    "_spectra_by_layer": "layer -> its spectrum data sets, so a click works without a kernel",
+}
+# Custom messages the front end sends to the kernel ({"type": name}).
+MESSAGES = ("refresh", "save_allocation", "run_sweep")
+# Chart panels (keys of _specs) and the tabs that hold them.
+PANELS = ("alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep")
+TABS = ("spectra", "allocation", "sweep")
+# Whose alphas an allocation can use, in the order the control offers them.
+ALLOCATION_SOURCES = ("farms", "esd")
+
+WINDOW_MIN = 2
+Q_MIN, Q_MAX = 0.1, 4.0
+WINDOWS_PER_DIM_MAX = 30
+
+
+def slider_limits(short_sides: Sequence[int]) -> dict[str, Any]:
+    """Bounds and choices of the controls (the ``_limits`` trait).
+
+    The window slider reaches the largest layer's short side.
+
+    Examples
+    --------
+    >>> slider_limits([64, 384])["window_max"]
+    384
+    """
+    return {"window_min": WINDOW_MIN, "window_max": max(short_sides, default=WINDOW_MIN), "q_min": Q_MIN,
+            "q_max": Q_MAX, "windows_per_dim_max": WINDOWS_PER_DIM_MAX, "fits": list(FITS),
+            "allocation_sources": list(ALLOCATION_SOURCES), "method_labels": dict(METHOD_LABELS)}

@@ -1,0 +1,128 @@
+"""Static exports of an analysis: one offline HTML page, or the charts as a PNG image.
+
+The HTML page inlines the widget's own front-end bundle (vega included) and the state the
+widget would receive, then runs the same renderer against a small in-page model: the
+report looks and behaves like the widget (tooltips, zoom, sortable table, clicking a layer
+shows its spectrum) with no kernel and no network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from .._version import __version__
+from ..engine.analysis import Analysis
+from .state import explorer_state
+
+STATIC = Path(__file__).parent / "static"
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="farms_viz {version}">
+<title>{title}</title>
+<style>
+body {{ margin: 24px; background: #fff; }}
+@media (prefers-color-scheme: dark) {{ body {{ background: #111; color-scheme: dark; }} }}
+{css}
+</style>
+</head>
+<body>
+<div id="farms-viz-root"><noscript>This report draws its charts with JavaScript; enable it to see them.</noscript></div>
+<script type="application/json" id="farms-viz-state">{state}</script>
+<script type="text/plain" id="farms-viz-bundle">{bundle}</script>
+<script type="module">
+const text = (id) => document.getElementById(id).textContent;
+const url = URL.createObjectURL(new Blob([text("farms-viz-bundle")], {{ type: "text/javascript" }}));
+const {{ default: widget, staticModel }} = await import(url);
+const model = staticModel(JSON.parse(text("farms-viz-state")));
+widget.render({{ model, el: document.getElementById("farms-viz-root") }});
+document.body.dataset.farmsVizReady = "true";
+</script>
+</body>
+</html>
+"""
+
+
+def _script_safe(text: str) -> str:
+    """Text that cannot end the <script> element holding it."""
+    return text.replace("</", "<\\/")
+
+
+def analysis_html(analysis: Analysis, selected_layer: str | None = None) -> str:
+    """One self-contained, offline HTML page with every chart and the layer table.
+
+    Parameters
+    ----------
+    analysis : the result of :func:`farms_viz.analyze` (both methods for the full picture).
+    selected_layer : the layer whose spectrum is shown first (default: the largest
+        FARMS/ESD alpha gap). Every layer's spectrum is embedded: clicking one shows it.
+
+    Returns
+    -------
+    str : the HTML page (no network access needed to view it).
+
+    Examples
+    --------
+    >>> import torch.nn as nn, farms_viz
+    >>> page = analysis_html(farms_viz.analyze(nn.Linear(64, 32), window=16, progress=False))
+    >>> page.startswith("<!doctype html>")
+    True
+    """
+
+    state = explorer_state(analysis, selected_layer)
+    p = analysis.params
+    sampling = f"stride {p.stride}" if p.stride else f"k = {p.windows_per_dim}"
+    state["status"] = f"window m = {p.window}, Q = {p.q:g}, {sampling}, {p.fit} fit · {state['status']}"
+    bundle = (STATIC / "widget.js").read_text(encoding="utf-8")
+    if "</script" in bundle.lower():
+        raise RuntimeError("the front-end bundle contains '</script' and cannot be inlined; rebuild it")
+    return _PAGE.format(
+        version=__version__, title=html.escape(f"farms_viz report: {len(analysis.layers)} layers"),
+        css=(STATIC / "widget.css").read_text(encoding="utf-8"),
+        state=_script_safe(json.dumps(state, allow_nan=False, separators=(",", ":"))),
+        bundle=bundle)
+
+
+def save_html(analysis: Analysis, path: str | Path, selected_layer: str | None = None) -> Path:
+    """Write :func:`analysis_html` to ``path`` (UTF-8); returns the path.
+
+    Examples
+    --------
+    >>> import tempfile, torch.nn as nn, farms_viz
+    >>> out = save_html(farms_viz.analyze(nn.Linear(64, 32), window=16, progress=False),
+    ...                 tempfile.mkdtemp() + "/report.html")
+    >>> out.suffix
+    '.html'
+    """
+    path = Path(path)
+    path.write_text(analysis_html(analysis, selected_layer), encoding="utf-8")
+    return path
+
+
+def save_png(analysis: Analysis, path: str | Path, selected_layer: str | None = None, scale: float = 2.0) -> Path:
+    """Render every chart (alpha per layer, alpha vs aspect ratio, the spectrum) to one PNG.
+
+    Parameters
+    ----------
+    analysis : the analysis to draw.
+    path : where to write the image.
+    selected_layer : the layer whose spectrum is drawn (default: the largest alpha gap).
+    scale : pixel density (2 gives sharp text on high-DPI screens and in slides).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import vl_convert
+
+    from ..charts.report import report_chart
+
+    spec = report_chart(analysis, selected_layer).to_dict(validate=False)
+    path = Path(path)
+    path.write_bytes(vl_convert.vegalite_to_png(spec, scale=scale))
+    return path

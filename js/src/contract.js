@@ -1,0 +1,77 @@
+// @ts-check
+// The Explorer's contract with the kernel, front-end side. farms_viz/widget/contract.py states
+// the same names for Python; tests/test_contract.py fails when the two disagree, and when this
+// front end reads or writes state that is not listed here.
+
+/**
+ * The synced state of one Explorer (traits of farms_viz.Explorer), plus the offline page's extras.
+ * @typedef {Object} ExplorerState
+ * @property {number} window rows m of every FARMS window
+ * @property {number} q aspect ratio Q of every window
+ * @property {number} windows_per_dim windows k along each dimension
+ * @property {number | null} stride explicit stride in entries, or null for the k x k grid
+ * @property {string} fit power-law fit ("median", "peak" or "ks")
+ * @property {string | null} selected_layer the layer whose spectrum is shown
+ * @property {string} status what the widget is doing or did
+ * @property {number} progress 0..1 of the current run
+ * @property {string} error the last error, empty when none
+ * @property {number} target allocation: parameter-weighted mean sparsity
+ * @property {number} epsilon allocation: spread of the ratios
+ * @property {boolean} groups allocation: one ratio per transformer block
+ * @property {string} alphas_from allocation: whose alphas ("farms" or "esd")
+ * @property {string} allocation_path where "save JSON" writes (kernel side)
+ * @property {number[]} sweep_windows window sizes the sweep tries
+ * @property {string} sweep_status what the sweep is doing or did
+ * @property {boolean} _running an analysis is in flight
+ * @property {boolean} _sweep_running a sweep is in flight
+ * @property {string} _allocation_note one line under the allocation chart
+ * @property {Limits} _limits control bounds and choices
+ * @property {Object<string, Object>} _specs panel name -> Vega-Lite spec without rows
+ * @property {Object<string, Object[]>} _datasets data set name -> rows
+ * @property {Object[]} _table the layer table's rows
+ * @property {string} _notice a warning about the current results
+ * @property {boolean} [_static] true on the offline page (no kernel)
+ * @property {Object<string, Object<string, Object[]>>} [_spectra_by_layer] offline page: every layer's spectrum rows
+ */
+
+/**
+ * @typedef {Object} Limits
+ * @property {number} window_min
+ * @property {number} window_max
+ * @property {number} q_min
+ * @property {number} q_max
+ * @property {number} windows_per_dim_max
+ * @property {string[]} fits
+ * @property {string[]} [allocation_sources]
+ * @property {Object<string, string>} [method_labels]
+ */
+
+/**
+ * What render() needs of a model: anywidget's model interface.
+ * @typedef {Object} WidgetModel
+ * @property {(name: string) => any} get
+ * @property {(name: string, value: any) => void} set
+ * @property {(event: string, callback: () => void) => void} on
+ * @property {(event: string, callback: () => void) => void} off
+ * @property {() => void} save_changes
+ * @property {(message: Object) => void} send
+ */
+
+/** Names of the synced state, in the order of the contract. */
+export const SYNCED_STATE = Object.freeze([
+  "window", "q", "windows_per_dim", "stride", "fit", "selected_layer", "status", "progress", "error",
+  "target", "epsilon", "groups", "alphas_from", "allocation_path", "sweep_windows", "sweep_status",
+  "_running", "_sweep_running", "_allocation_note", "_limits", "_specs", "_datasets", "_table", "_notice",
+]);
+/** State of the offline page only. */
+export const STATIC_STATE = Object.freeze(["_static", "_spectra_by_layer"]);
+/** Custom messages sent to the kernel as {type: name}. */
+export const MESSAGES = Object.freeze(["refresh", "save_allocation", "run_sweep"]);
+/** Chart panels (keys of _specs). */
+export const PANELS = Object.freeze(["alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep"]);
+/** Tabs, in display order. */
+export const TABS = Object.freeze(["spectra", "allocation", "sweep"]);
+/** Whose alphas an allocation can use. */
+export const ALLOCATION_SOURCES = Object.freeze(["farms", "esd"]);
+/** One label per method, as every chart and the table write it. */
+export const METHOD_LABELS = Object.freeze({ esd: "standard ESD", farms: "FARMS" });
