@@ -39,7 +39,7 @@ def _tables() -> dict[str, list[dict]]:
         for row in lines[i + 1:]:
             if not row.startswith("|"):
                 break
-            rows.append([c for c in row.strip().strip("|").split("|")])
+            rows.append(row.strip().strip("|").split("|"))
         header = [h.strip() for h in rows[0]]
         tables[match.group(1)] = [dict(zip(header, map(_cell, r))) for r in rows[2:]]
     return tables
