@@ -87,6 +87,17 @@ def test_wanda_mask_is_the_published_rule_row_by_row():
     assert report.iloc[0][["pruned", "zeros"]].tolist() == [80, 80]
 
 
+def test_wanda_ties_go_by_position_as_in_a_stable_sort():
+    torch.manual_seed(14)
+    model = nn.Sequential(nn.Linear(12, 6, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randint(-2, 3, (6, 12)).float())  # many equal scores, zeros among them
+    calibration = torch.ones(4, 12) * torch.tensor([1.0, 2.0] * 6)
+    pruned, _ = wanda(model, {"0": 0.5}, calibration)
+    assert torch.equal(pruned[0].weight == 0, _brute_force_wanda_zeros(model[0].weight, calibration, 0.5)
+                       | (model[0].weight == 0))
+
+
 def test_wanda_later_layers_see_the_pruned_outputs_of_earlier_ones():
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 6))
@@ -196,6 +207,7 @@ def test_model_and_its_gradients_are_unchanged(pruner):
     assert pruned is not model and all(m.training for m in model.modules())
     assert all(m.training for m in pruned.modules())  # the copy keeps the original's mode
     assert torch.backends.mha.get_fastpath_enabled() == fastpath
+    assert not any(m._forward_pre_hooks for m in pruned.modules())  # the calibration hooks are gone
     assert report.iloc[-1]["reached"] == pytest.approx(0.5)
 
 
@@ -313,6 +325,7 @@ def test_bad_input_gets_a_clear_error_and_leaves_the_model_alone():
         sparsegpt(model, {"up": 0.5}, batches, damp=-1)
     with pytest.raises(ValueError, match="block_size"):
         sparsegpt(model, {"up": 0.5}, batches, block_size=0)
+    assert not any(m._forward_pre_hooks for m in model.modules())
     with pytest.raises(ValueError, match="not finite"):
         wanda(nn.Sequential(nn.Linear(3, 3)), {"0": 0.5}, torch.full((2, 3), float("nan")))
     with pytest.raises(ValueError, match="must be a tensor of shape \\(32, 16\\)"):
@@ -336,24 +349,25 @@ def test_minilm_outputs_stay_closer_to_dense_with_calibration():
     from farms_viz.pretrained import load_minilm
 
     model, tokenizer = load_minilm(with_tokenizer=True)
-    calibration = [dict(tokenizer(batch, return_tensors="pt", padding=True)) for batch in (SENTENCES[:4], SENTENCES[4:8])]
+    calibration = [dict(tokenizer(SENTENCES[i:i + 4], return_tensors="pt", padding=True)) for i in (0, 4)]
     held_out = [dict(tokenizer(SENTENCES[8:], return_tensors="pt", padding=True))]
     layers = [f"encoder.layer.{i}.{part}" for i in range(2) for part in
               ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
                "intermediate.dense", "output.dense")]
     targets = {name: 0.6 for name in layers}
-    with torch.no_grad():
-        def distances(pruned):
-            return [float(sum((pruned(**b).last_hidden_state - model(**b).last_hidden_state).norm() ** 2
-                              for b in batches) ** 0.5 / sum(model(**b).last_hidden_state.norm() ** 2
-                                                             for b in batches) ** 0.5)
-                    for batches in (calibration, held_out)]
 
-        (sgpt_in, sgpt_out), (wanda_in, wanda_out), (magnitude_in, magnitude_out) = (
-            distances(sparsegpt(model, targets, calibration)[0]), distances(wanda(model, targets, calibration)[0]),
-            distances(prune.magnitude(model, targets)[0]))
-    assert sgpt_in < wanda_in < magnitude_in
-    assert max(sgpt_out, wanda_out) < magnitude_out
+    def distance(pruned, batches):
+        """||pruned outputs - dense outputs|| / ||dense outputs|| over the batches."""
+        with torch.no_grad():
+            pairs = [(pruned(**b).last_hidden_state, model(**b).last_hidden_state) for b in batches]
+        squared = sum(float((p - d).norm() ** 2) for p, d in pairs)
+        return math.sqrt(squared / sum(float(d.norm() ** 2) for _, d in pairs))
+
+    by_sparsegpt = sparsegpt(model, targets, calibration)[0]
+    by_wanda = wanda(model, targets, calibration)[0]
+    by_magnitude = prune.magnitude(model, targets)[0]
+    assert distance(by_sparsegpt, calibration) < distance(by_wanda, calibration) < distance(by_magnitude, calibration)
+    assert max(distance(by_sparsegpt, held_out), distance(by_wanda, held_out)) < distance(by_magnitude, held_out)
 
 
 SENTENCES = [

@@ -19,6 +19,7 @@ import torch.nn.utils.prune as torch_prune
 from torch import nn
 
 from .. import _lapack
+from .._memory import release_free_memory
 from ..prune import _check_sparsity, _named_modules, _report, _weight_view
 from .calibration import (
     Calibration,
@@ -51,10 +52,13 @@ def _prune_with_calibration(model: nn.Module, sparsities: Mapping[str, float], c
     calibration = reiterable(calibration)
     pruned = model if inplace else copy.deepcopy(model)
     layers = calibration_targets(pruned, targets)
-    counts: dict[str, int] = {name: 0 for name, s in targets.items() if s == 0}  # left as they are, without a calibration pass
+    # Layers at sparsity 0 are left exactly as they are, without a calibration pass.
+    counts: dict[str, int] = {name: 0 for name, s in targets.items() if s == 0}
     active = [t for t in layers if t.name not in counts]
     for group, stats in layer_statistics(pruned, active, calibration, hessian=hessian):
         counts.update(_on_sequential_blas(group[0].weight.device, prune_group, group, stats, targets))
+        del stats
+        release_free_memory()  # the next layer's statistics reuse the freed pages, not new ones
     rows = []
     for target in layers:
         weight = target.weight
@@ -76,6 +80,14 @@ def _on_sequential_blas(device: torch.device, fn: Callable, *args):
     return _lapack.compute_pool().submit(fn, *args).result()
 
 
+def _smallest_per_row(values: torch.Tensor, count: int) -> torch.Tensor:
+    """Boolean mask of the ``count`` smallest entries of each row (ties: the first by position), in O(numel)."""
+    threshold = torch.kthvalue(values, count, dim=1, keepdim=True).values
+    below = values < threshold
+    ties = values == threshold
+    return below | (ties & (ties.cumsum(dim=1) <= count - below.sum(dim=1, keepdim=True)))
+
+
 @torch.no_grad()
 def _wanda_layer(weight: torch.Tensor, feature_norms: torch.Tensor, sparsity: float) -> int:
     """Zero the floor(s * in) lowest |W_ij| * ||X_j|| of each row of ``weight`` in place; ties by position."""
@@ -84,8 +96,7 @@ def _wanda_layer(weight: torch.Tensor, feature_norms: torch.Tensor, sparsity: fl
     if count == 0:
         return 0
     score = weight.abs().to(torch.float64) * feature_norms
-    lowest = torch.argsort(score, dim=1, stable=True)[:, :count]
-    weight.scatter_(1, lowest, 0.0)
+    weight.masked_fill_(_smallest_per_row(score, count), 0.0)
     return count * rows
 
 
@@ -147,33 +158,32 @@ def wanda(model: nn.Module, sparsities: Mapping[str, float], calibration: Calibr
     return _prune_with_calibration(model, sparsities, calibration, inplace, False, prune_group)
 
 
-def _inverse_hessian_factor(hessian: torch.Tensor, damp: float, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _inverse_hessian_factor(stats: InputStatistics, damp: float, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """U, the upper Cholesky factor of (H + damp * mean(diag H) * I)^-1, and the dead inputs.
 
-    Dead inputs (diag H = 0) get H_jj = 1 first. Overwrites ``hessian``. With J the reversal of
-    the indices and J H J = L L^T, H = R R^T with R = J L J upper triangular, so U = R^-1: one
-    Cholesky factorisation and one triangular solve, without forming H^-1.
+    Dead inputs (diag H = 0) get H_jj = 1 first. Takes the Hessian out of ``stats`` (it is
+    overwritten and freed as soon as it is factorised: at most three in x in matrices at once).
+    With J the reversal of the indices and J H J = L L^T, H = R R^T with R = J L J upper
+    triangular, so U = R^-1 = J L^-1 J: one Cholesky factorisation and one triangular solve,
+    without forming H^-1.
     """
+    hessian, stats.hessian = stats.hessian, None
+    assert hessian is not None
     diagonal = hessian.diagonal()
     dead = diagonal == 0
     diagonal[dead] = 1.0
     diagonal += damp * diagonal.mean()
-    lower, info = torch.linalg.cholesky_ex(hessian.flip(0, 1))
+    flipped = hessian.flip(0, 1)
+    del hessian, diagonal
+    lower, info = torch.linalg.cholesky_ex(flipped)
+    del flipped
     if int(info) != 0:
         raise ValueError(f"layer {name!r}: the damped Hessian X^T X of its calibration inputs is not positive "
                          f"definite: increase damp (now {damp}), e.g. to 0.1")
     identity = torch.eye(lower.shape[0], dtype=lower.dtype, device=lower.device)
-    return torch.linalg.solve_triangular(lower, identity, upper=False).flip(0, 1), dead
-
-
-def _smallest(values: torch.Tensor, count: int) -> torch.Tensor:
-    """Boolean mask of the ``count`` smallest entries (ties: the first by position), in O(numel)."""
-    flat = values.reshape(-1)
-    threshold = torch.kthvalue(flat, count).values
-    mask = flat < threshold
-    ties = torch.nonzero(flat == threshold).squeeze(1)[:count - int(mask.sum())]
-    mask[ties] = True
-    return mask.view(values.shape)
+    inverse = torch.linalg.solve_triangular(lower, identity, upper=False)
+    del lower, identity
+    return inverse.flip(0, 1), dead
 
 
 @torch.no_grad()
@@ -193,7 +203,7 @@ def _sparsegpt_layer(weight: torch.Tensor, upper: torch.Tensor, dead: torch.Tens
         block = w[:, start:end]
         u = upper[start:end, start:end]
         d = u.diagonal()
-        mask = _smallest(block.square() / d.square(), quota)
+        mask = _smallest_per_row((block.square() / d.square()).reshape(1, -1), quota).view(block.shape)
         error_scale = mask / d  # the error of a masked entry is (w - 0) / U_jj, of a kept one 0
         errors = torch.empty_like(block)
         for j in range(end - start):
@@ -252,7 +262,7 @@ def sparsegpt(model: nn.Module, sparsities: Mapping[str, float], calibration: Ca
         raise ValueError(f"damp must be a non-negative number (the paper uses 0.01); got {damp!r}")
 
     def prune_group(group, stats, targets):
-        upper, dead = _inverse_hessian_factor(stats.hessian, float(damp), group[0].name)
+        upper, dead = _inverse_hessian_factor(stats, float(damp), group[0].name)
         return {t.name: _sparsegpt_layer(t.weight, upper, dead, targets[t.name], block_size) for t in group}
 
     return _prune_with_calibration(model, sparsities, calibration, inplace, True, prune_group)
