@@ -220,6 +220,14 @@ def test_inplace_prunes_the_model_itself():
     assert same is model and torch.equal(model[0].weight, copy_pruned[0].weight)
 
 
+def test_a_bare_layer_is_named_model_as_in_the_analysis():
+    torch.manual_seed(15)
+    layer = nn.Linear(8, 4)
+    x = torch.randn(10, 8)
+    pruned, report = sparsegpt(layer, {"(model)": 0.5}, x)
+    assert report["layer"].tolist() == ["(model)", "(overall)"] and int((pruned.weight == 0).sum()) == 16
+
+
 def _attention_context(attention, h):
     """nn.MultiheadAttention's input to out_proj, computed by hand (batch_first, no masks)."""
     e, heads = attention.embed_dim, attention.num_heads

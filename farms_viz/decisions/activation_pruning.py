@@ -244,7 +244,8 @@ def sparsegpt(model: nn.Module, sparsities: Mapping[str, float], calibration: Ca
     Raises
     ------
     ValueError
-        As :func:`wanda`, and when the damped Hessian is not positive definite (increase ``damp``).
+        As :func:`wanda`, and when the damped Hessian is not positive definite (increase ``damp``;
+        with ``damp > 0`` it always is; with ``inplace=True`` the layers before it stay pruned).
 
     Examples
     --------
