@@ -102,14 +102,18 @@ def magnitude(model: nn.Module, sparsities: Mapping[str, float], inplace: bool =
         zeros = int((weight == 0).sum())
         rows.append({"layer": name, "numel": weight.numel(), "pruned": count, "zeros": zeros, "target": s,
                      "reached": zeros / weight.numel() if weight.numel() else 0.0})
+    return pruned, _report(rows)
+
+
+def _report(rows: list[dict]) -> pd.DataFrame:
+    """The per-layer rows (REPORT_COLUMNS) and the parameter-weighted ``"(overall)"`` row."""
     report = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     total = int(report["numel"].sum())
     overall = {"layer": OVERALL, "numel": total, "pruned": int(report["pruned"].sum()),
                "zeros": int(report["zeros"].sum()),
                "target": float((report["target"] * report["numel"]).sum() / total) if total else 0.0,
                "reached": float(report["zeros"].sum() / total) if total else 0.0}
-    report = pd.concat([report, pd.DataFrame([overall], columns=REPORT_COLUMNS)], ignore_index=True)
-    return pruned, report
+    return pd.concat([report, pd.DataFrame([overall], columns=REPORT_COLUMNS)], ignore_index=True)
 
 
 def uniform(layers, target: float) -> dict[str, float]:

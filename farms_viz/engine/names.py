@@ -64,7 +64,8 @@ class LayerRef:
         weight = getattr(self.module, "weight", None)
         if isinstance(weight, torch.Tensor) and weight.ndim >= 2:
             return weight.data
-        raise ValueError(f"module {self.owner!r} ({type(self.module).__name__}) has no weight matrix")
+        raise ValueError(f"module {self.owner!r} ({type(self.module).__name__}) has no weight matrix to prune "
+                         "or analyse")
 
 
 def resolve_layer(modules: Mapping[str, nn.Module], name: str) -> LayerRef:
