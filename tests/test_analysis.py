@@ -219,3 +219,41 @@ def test_half_precision_weights_are_analysed_in_float64():
     result = farms_viz.analyze(layer, method="esd", progress=False)
     expected = np.sort(torch.linalg.svdvals(layer.weight.detach().double()).numpy() ** 2)
     np.testing.assert_allclose(result.eigenvalues("(model)", "esd"), expected, rtol=1e-9)
+
+
+# --- the cache is keyed by the weights' content -------------------------------------------
+
+def test_a_permutation_the_old_sample_missed_is_not_served_stale():
+    """Values on a 1/1024 grid sum exactly in any order, so the sum cannot tell; the swapped
+    entries sit between the strided sample's positions; numpy writes bump no version counter."""
+    g = torch.Generator().manual_seed(9)
+    layer = nn.Linear(512, 256)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randint(-64, 65, (256, 512), generator=g) / 1024)
+    first = farms_viz.analyze(layer, window=64, progress=False)
+    flat = layer.weight.detach().numpy().reshape(-1)
+    flat[[1, 600]] = flat[[600, 1]]  # 1 and 600: not multiples of the sample's step (32)
+    assert flat[1] != flat[600]
+    served = farms_viz.analyze(layer, window=64, progress=False)
+    SPECTRA.clear()
+    fresh = farms_viz.analyze(layer, window=64, progress=False)
+    for method in ("esd", "farms"):
+        assert not np.array_equal(fresh.eigenvalues("(model)", method), first.eigenvalues("(model)", method))
+        np.testing.assert_array_equal(served.eigenvalues("(model)", method), fresh.eigenvalues("(model)", method))
+
+
+def test_a_checkpoint_read_again_from_disk_hits_the_cache(tmp_path, monkeypatch):
+    """Each run reads the tensors afresh (new memory): equal content is still a cache hit."""
+    from safetensors.torch import save_file
+
+    import farms_viz.analysis as analysis_module
+    from farms_viz.checkpoints import open_checkpoint
+
+    calls = []
+    real = analysis_module.esd_eigenvalues
+    monkeypatch.setattr(analysis_module, "esd_eigenvalues", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(10)
+    save_file({"a.weight": torch.randn(96, 64), "b.weight": torch.randn(64, 80)}, tmp_path / "m.safetensors")
+    farms_viz.analyze(open_checkpoint(tmp_path / "m.safetensors"), window=16, progress=False)
+    farms_viz.analyze(open_checkpoint(tmp_path / "m.safetensors"), window=24, progress=False)
+    assert len(calls) == 2
