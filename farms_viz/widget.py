@@ -43,7 +43,7 @@ PROGRESS_INTERVAL_S = 0.25
 
 STATIC = Path(__file__).parent / "static"
 _FARMS_TRAITS = ("window", "q", "windows_per_dim", "stride", "fit")
-_FIXED_PARAMS = ("method", "conv_norm", "device", "include", "exclude")
+_FIXED_PARAMS = ("method", "conv_norm", "device", "include", "exclude", "max_eigenvalues")
 _ALLOCATION_TRAITS = ("target_sparsity", "epsilon", "grouping", "allocation_method")
 ALLOCATION_METHODS = ("farms", "esd")
 SWEEP_WINDOW_COUNT = 5
@@ -60,7 +60,8 @@ class Explorer(anywidget.AnyWidget):
     ----------
     model : an ``nn.Module`` or a state dict. Read, never modified; ``refresh()`` re-reads it.
     **analyze_params : any :func:`farms_viz.analyze` parameter (window, q, windows_per_dim,
-        stride, fit, conv_norm, device, include, exclude). ``progress`` is the widget's own.
+        stride, fit, conv_norm, device, include, exclude, max_eigenvalues). ``progress`` is the
+        widget's own.
         The allocation traits (target_sparsity, epsilon, grouping, allocation_method) may be
         given here too.
 
