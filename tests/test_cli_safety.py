@@ -59,26 +59,28 @@ def _names(folder: Path) -> set[str]:
 
 # --- outputs that would destroy an input -------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["out-is-the-checkpoint", "csv-is-the-checkpoint", "out-links-to-the-checkpoint",
                                   "out-inside-the-checkpoint-folder"])
 def test_an_output_onto_an_input_is_refused_and_the_input_kept(tmp_path, checkpoint, case):
     before = checkpoint.read_bytes()
     model = checkpoint
     if case == "out-is-the-checkpoint":
-        args = ["--out", checkpoint]
+        args, says = ["--out", checkpoint], f"--out {checkpoint} is the input {checkpoint}: refusing to overwrite it"
     elif case == "csv-is-the-checkpoint":
         args = ["--out", tmp_path / "r.html", "--csv", checkpoint]
+        says = f"--csv {checkpoint} is the input {checkpoint}: refusing to overwrite it"
     elif case == "out-links-to-the-checkpoint":
         (tmp_path / "link.html").symlink_to(checkpoint)
-        args = ["--out", tmp_path / "link.html"]
+        args, says = ["--out", tmp_path / "link.html"], "is a symbolic link"
     else:
         model = tmp_path / "shards"
         model.mkdir()
         checkpoint = checkpoint.rename(model / "model.safetensors")
-        args = ["--out", model / "report.html"]
+        args, says = ["--out", model / "report.html"], f"is inside the input folder {model}"
     names = _names(tmp_path)
     done = farms_viz_command("report", model, *args, *FAST)
-    _one_line_error(done, "input")
+    _one_line_error(done, says)
     assert checkpoint.read_bytes() == before
     assert _names(tmp_path) == names and (not model.is_dir() or _names(model) == {"model.safetensors"})
 
@@ -98,6 +100,7 @@ def _special(tmp_path: Path, kind: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["null", "full", "fifo"])
 def test_a_device_or_fifo_target_is_refused_and_left_as_it_is(tmp_path, checkpoint, kind):
     target = _special(tmp_path, kind)
@@ -109,6 +112,7 @@ def test_a_device_or_fifo_target_is_refused_and_left_as_it_is(tmp_path, checkpoi
     assert _names(tmp_path) == names  # no null.csv / full.csv, no temporary file
 
 
+@pytest.mark.slow
 def test_a_csv_target_that_is_a_device_is_refused_before_anything_is_written(tmp_path, checkpoint):
     target = _special(tmp_path, "fifo")
     done = farms_viz_command("report", checkpoint, "--out", tmp_path / "r.html", "--csv", target, *FAST)
@@ -131,6 +135,7 @@ def test_a_symlink_planted_at_a_temporary_name_is_never_written_through(tmp_path
     assert not any(p.name.endswith(".tmp") and not p.is_symlink() for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_reports_get_the_usual_file_permissions(tmp_path, checkpoint):
     done = farms_viz_command("report", checkpoint, "--out", tmp_path / "r.html", *FAST)
     assert done.returncode == 0, done.stderr
@@ -158,6 +163,7 @@ sys.exit(farms_viz.cli.main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 def test_sigterm_while_writing_leaves_no_temporary_or_partial_file(tmp_path, checkpoint):
     """The cli in a child whose os.replace waits, so SIGTERM lands while the temporaries exist."""
     out_dir = tmp_path / "out"
@@ -188,6 +194,7 @@ def test_sigterm_while_writing_leaves_no_temporary_or_partial_file(tmp_path, che
 FORMULAS = ['=HYPERLINK("http://example.invalid","x")', "+1+1", "-1+1", "@SUM(1)", "\tTAB", "\rCR"]
 
 
+@pytest.mark.slow
 def test_csv_cells_that_could_start_a_formula_are_neutralised(tmp_path):
     g = torch.Generator().manual_seed(1)
     names = FORMULAS + ["plain.proj"]
@@ -207,6 +214,7 @@ def test_csv_cells_that_could_start_a_formula_are_neutralised(tmp_path):
 HOSTILE = ["<!--<script>", "</script><script>alert(1)</script>", "a&b>c", "line\u2028break"]
 
 
+@pytest.mark.slow
 def test_html_state_cannot_end_or_comment_out_its_script(tmp_path):
     g = torch.Generator().manual_seed(2)
     save_file({f"{n}.weight": torch.randn(24, 16, generator=g) for n in HOSTILE}, tmp_path / "m.safetensors")
@@ -222,6 +230,7 @@ def test_html_state_cannot_end_or_comment_out_its_script(tmp_path):
 
 # --- options --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device, fragment", [
     ("nonsense", "not a device"),
     ("meta", "meta"),
@@ -235,6 +244,7 @@ def test_a_bad_device_is_one_line_naming_the_option(tmp_path, checkpoint, device
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.slow
 def test_too_many_eigenvalues_are_refused_with_a_stride_to_use(tmp_path):
     save_file({"w.weight": torch.randn(256, 256)}, tmp_path / "m.safetensors")
     start = time.perf_counter()
@@ -243,3 +253,32 @@ def test_too_many_eigenvalues_are_refused_with_a_stride_to_use(tmp_path):
                              "--no-progress")
     line = _one_line_error(done, "496,008 eigenvalues", "--stride", "100,000")
     assert time.perf_counter() - start < 60, line
+
+
+# --- in-process: the same checks behind the library's writers -----------------------------------
+
+def test_an_output_onto_the_file_a_linked_shard_points_to_is_refused(tmp_path, capsys):
+    """Hugging Face cache layout: the shard in the snapshot is a link into blobs/."""
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshot"
+    blobs.mkdir()
+    snapshot.mkdir()
+    save_file({"a.weight": torch.randn(32, 32)}, blobs / "abc123")
+    (snapshot / "model.safetensors").symlink_to(blobs / "abc123")
+    before = (blobs / "abc123").read_bytes()
+    code = cli.main(["report", str(snapshot), "--out", str(blobs / "abc123"), *FAST])
+    err = capsys.readouterr().err
+    assert code == 1 and f"--out {blobs / 'abc123'} is the input" in err
+    assert (blobs / "abc123").read_bytes() == before
+
+
+def test_library_writers_refuse_a_device(tmp_path):
+    import farms_viz
+    from farms_viz.export import save_csv, save_html
+    from farms_viz.safe_output import OutputError
+
+    target = _special(tmp_path, "null")
+    analysis = farms_viz.analyze(torch.nn.Linear(32, 24), window=16, progress=False)
+    for save in (save_html, save_csv):
+        with pytest.raises(OutputError, match="is a character device, not a regular file"):
+            save(analysis, target)
+    assert stat.S_ISCHR(target.lstat().st_mode) and _names(tmp_path) == {"null"}
