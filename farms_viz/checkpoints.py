@@ -82,11 +82,10 @@ class LazyStateDict(Mapping):
                                   "truncated after it was opened; re-download or re-save it.") from None
 
     def describe(self, key: str) -> torch.Tensor:
-        """A tensor on the meta device with ``key``'s shape and dtype, read from the index only."""
+        """``key``'s shape, dtype and layout without reading it: a tensor on the meta device (or
+        the tensor itself, for a file that was read whole)."""
         entry = self._entry(key)
-        if isinstance(entry, torch.Tensor):
-            return torch.empty_strided(entry.shape, entry.stride(), dtype=entry.dtype, device="meta")
-        return entry.meta()
+        return entry if isinstance(entry, torch.Tensor) else entry.meta()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

@@ -138,6 +138,15 @@ def test_torch_tensors_are_memory_mapped(tmp_path):
     assert lazy.reads == 2
 
 
+def test_a_torch_file_beyond_plain_tensors_is_read_whole_and_its_odd_tensors_skipped(tmp_path):
+    dense = torch.randn(32, 32)
+    torch.save({"sparse.weight": torch.eye(32).to_sparse(), "dense.weight": dense}, tmp_path / "mixed.pt")
+    lazy = open_checkpoint(tmp_path / "mixed.pt")
+    result = farms_viz.analyze(lazy, window=16, progress=False)
+    assert result.layers == ["dense"] and "sparse" in {s.name: s.reason for s in result.skipped}["sparse"]
+    assert torch.equal(lazy["dense.weight"], dense)
+
+
 def test_legacy_torch_format_is_read_whole_with_a_warning(tmp_path):
     state = _state()
     torch.save(state, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
