@@ -1,10 +1,12 @@
-"""Peak memory of `farms-viz report` on a synthetic checkpoint larger than 2 GB.
+"""Peak memory of `farms-viz report` on a synthetic LLaMA-7B-shaped checkpoint.
 
-Writes a float32 safetensors checkpoint shaped like three LLaMA-7B blocks (4096 x 4096
-attention projections, 11008 x 4096 and 4096 x 11008 MLP matrices: 2.4 GB), one tensor at a
-time, then runs the report in a fresh process and prints its peak RSS above the baseline
-(the process after imports, before the checkpoint is opened) against the checkpoint's
-size. Target: under 25%. The checkpoint is deleted afterwards.
+Writes a float32 safetensors checkpoint of ``--blocks`` LLaMA-7B blocks (4096 x 4096
+attention projections, 11008 x 4096 and 4096 x 11008 MLP matrices: 0.8 GB each), one tensor
+at a time, then runs the report in a fresh process and prints its peak RSS above the baseline
+(the process after imports, before the checkpoint is opened) against the largest layer and
+the checkpoint's size. Memory is bounded by the largest layers in flight, so the peak stays
+the same as ``--blocks`` grows (a few times one 11008 x 4096 float32 layer, 172 MiB); as a
+fraction of the checkpoint it only falls. The checkpoint is deleted afterwards.
 
     python benchmarks/bench_checkpoint_memory.py [--blocks 3] [--window 1000] [--windows-per-dim 3]
 
@@ -100,12 +102,14 @@ def main() -> None:
             sys.exit(f"the report failed (exit code {done.returncode})")
         result = json.loads(done.stdout.strip().splitlines()[-1])
     above = result["peak"] - result["baseline"]
+    largest = 4 * INTERMEDIATE * HIDDEN
     chunk = f", window batch cap {args.chunk_mib} MiB" if args.chunk_mib else ""
     print(f"report: method={args.method} window={args.window} windows_per_dim={args.windows_per_dim}{chunk}, "
           f"{seconds:.0f} s on {os.cpu_count()} cores, up to {result['in_flight']} layer(s) in flight "
           "(fewer when their working sets exceed farms_viz.engine.analysis.IN_FLIGHT_BYTES)")
-    print(f"peak RSS above baseline: {above / 2**20:.0f} MiB = {100 * above / size:.1f}% of the checkpoint "
-          f"({size / 2**20:.0f} MiB); target < 25%: {'PASS' if above < 0.25 * size else 'FAIL'}")
+    print(f"peak RSS above baseline: {above / 2**20:.0f} MiB = {above / largest:.1f}x the largest layer "
+          f"({largest / 2**20:.0f} MiB float32), {100 * above / size:.1f}% of the checkpoint "
+          f"({size / 2**20:.0f} MiB)")
     print(f"(baseline {result['baseline'] / 2**20:.0f} MiB, peak {result['peak'] / 2**20:.0f} MiB)")
 
 

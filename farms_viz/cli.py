@@ -4,7 +4,8 @@
     farms-viz lab [--dry-run]
 
 Every failure ends with one line on stderr (``farms-viz: error: ...``) and a non-zero exit
-code, never a traceback, and leaves no partial output behind.
+code, never a traceback, and leaves no partial output behind (Ctrl+C and SIGTERM included).
+Outputs never replace an input, a device, a FIFO or a link.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import importlib.util
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -22,11 +24,13 @@ from pathlib import Path
 
 from .engine import params as _params
 from .engine.progress import TqdmProgress
+from .safe_output import Terminated, check_target, signals_as_exceptions, write_atomically
 
 PROG = "farms-viz"
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 class CommandError(Exception):
@@ -42,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns
     -------
-    int : the exit code (0 on success, 1 on an error, 2 on a usage error, 130 if interrupted).
+    int : the exit code (0 on success, 1 on an error, 2 on a usage error, 130 if interrupted,
+        143 on SIGTERM).
 
     Examples
     --------
@@ -55,11 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # argparse has printed usage and the error already
         return int(stop.code or 0)
     try:
-        return args.run(args)
+        with signals_as_exceptions():
+            return args.run(args)
     except KeyboardInterrupt:
         _say("interrupted; no output written")
         return EXIT_INTERRUPTED
-    except Exception as error:
+    except Terminated:
+        _say("terminated; no output written")
+        return EXIT_TERMINATED
+    except Exception as error:  # the command's contract: one line, no traceback
         if os.environ.get("FARMS_VIZ_DEBUG"):
             raise
         _say(f"error: {_one_line(error)}")
@@ -72,8 +81,11 @@ def _say(message: str) -> None:
 
 def _one_line(error: BaseException) -> str:
     from .engine.analysis import NothingToAnalyzeError
+    from .engine.windows import TooManyEigenvaluesError
     from .sources.checkpoints import CheckpointError
 
+    if isinstance(error, TooManyEigenvaluesError):  # name the command's options, not analyze's
+        return error.describe("--stride", "--windows-per-dim", "--max-eigenvalues")
     text = " ".join(str(error).split())
     if isinstance(error, (CommandError, CheckpointError, NothingToAnalyzeError, ValueError)):
         return text
@@ -120,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--exclude", action="append", metavar="GLOB",
                         help="skip layers whose name matches (repeatable)")
     report.add_argument("--device", default=None, help="compute device, e.g. cuda (default: cpu)")
+    report.add_argument("--max-eigenvalues", type=int, default=None, metavar="N",
+                        help="refuse settings whose FARMS windows pool more than N eigenvalues on one layer "
+                             "(default: farms_viz.engine.windows.MAX_POOLED_EIGENVALUES, 20 million: 160 MB)")
     report.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     report.set_defaults(run=_report)
 
@@ -137,19 +152,25 @@ def _parser() -> argparse.ArgumentParser:
 def _report(args: argparse.Namespace) -> int:
     from . import analyze
     from .engine.analysis import NothingToAnalyzeError
+    from .sources.demo import DEMOS
 
     params = _params.AnalysisParams(method=args.method, window=args.window, q=args.q,
                                     windows_per_dim=args.windows_per_dim, stride=args.stride, fit=args.fit,
                                     conv_norm=args.conv_norm)
-    html_path, csv_path = _outputs(args.out, args.csv)
+    _params.check_device(args.device)  # before a long load
+    inputs = [] if args.model in DEMOS else [Path(args.model).expanduser()]
+    _outputs(args.out, args.csv, inputs)
     start = time.perf_counter()
-    model = _load_model(args.model)
     bar = TqdmProgress(desc=PROG, unit="layer", file=sys.stderr, leave=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        model = _load_model(args.model)
+        # again with every file read: a shard may be a link to a file elsewhere
+        html_path, csv_path = _outputs(args.out, args.csv, inputs + list(getattr(model, "files", ())))
         try:
             analysis = analyze(model, **params.as_dict(), include=args.include, exclude=args.exclude,
-                               device=args.device, progress=False if args.no_progress else bar)
+                               device=args.device, progress=False if args.no_progress else bar,
+                               max_eigenvalues=args.max_eigenvalues)
         except NothingToAnalyzeError as error:
             raise CommandError(_nothing_message(model, args.include, args.exclude, error)) from None
         finally:
@@ -163,17 +184,14 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _outputs(out: Path, csv: Path | None) -> tuple[Path, Path]:
+def _outputs(out: Path, csv: Path | None, inputs: list[Path]) -> tuple[Path, Path]:
+    """The report's and the CSV's paths, refused if writing them could destroy something."""
     html_path = out.expanduser()
     csv_path = (csv.expanduser() if csv is not None else html_path.with_suffix(".csv"))
     if html_path.resolve() == csv_path.resolve():
         raise CommandError(f"--out and the CSV would be the same file ({html_path}); give --out a .html name")
-    for path in (html_path, csv_path):
-        if path.is_dir():
-            raise CommandError(f"{path} is a folder; give a file name, e.g. {path / 'report.html'}")
-        if not path.parent.is_dir():
-            raise CommandError(f"output folder does not exist: {path.parent}; create it first")
-    return html_path, csv_path
+    return (check_target(html_path, inputs, option="--out"),
+            check_target(csv_path, inputs, option="--csv" if csv is not None else "the CSV (--out's name with .csv)"))
 
 
 def _load_model(name: str):
@@ -211,18 +229,12 @@ def _nothing_message(model, include, exclude, error: Exception) -> str:
 
 
 def _write_atomically(analysis, html_path: Path, csv_path: Path) -> None:
-    """Write both files to temporary names beside them, then rename: no partial output on error."""
-    from .widget.export import save_html
+    """Both files through exclusive temporary files beside them, then renamed into place:
+    no partial output on an error, Ctrl+C or SIGTERM."""
+    from .widget import export
 
-    temps = [path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in (html_path, csv_path)]
-    try:
-        save_html(analysis, temps[0])
-        analysis.to_pandas().to_csv(temps[1], index=False)
-        os.replace(temps[1], csv_path)
-        os.replace(temps[0], html_path)
-    finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+    page = export.analysis_html(analysis).encode("utf-8")
+    write_atomically({csv_path: lambda f: export.write_csv(analysis, f), html_path: lambda f: f.write(page)})
 
 
 def notebooks_folder() -> Path:

@@ -1,6 +1,9 @@
 """analyze(): layers, methods, metrics, caching, progress, and the model left untouched."""
 
 import math
+import re
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -218,3 +221,130 @@ def test_half_precision_weights_are_analysed_in_float64():
     result = farms_viz.analyze(layer, method="esd", progress=False)
     expected = np.sort(torch.linalg.svdvals(layer.weight.detach().double()).numpy() ** 2)
     np.testing.assert_allclose(result.eigenvalues("(model)", "esd"), expected, rtol=1e-9)
+
+
+# --- the cache is keyed by the weights' content -------------------------------------------
+
+def test_a_permutation_the_old_sample_missed_is_not_served_stale():
+    """Values on a 1/1024 grid sum exactly in any order, so the sum cannot tell; the swapped
+    entries sit between the strided sample's positions; numpy writes bump no version counter."""
+    g = torch.Generator().manual_seed(9)
+    layer = nn.Linear(512, 256)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randint(-64, 65, (256, 512), generator=g) / 1024)
+    first = farms_viz.analyze(layer, window=64, progress=False)
+    flat = layer.weight.detach().numpy().reshape(-1)
+    flat[[1, 600]] = flat[[600, 1]]  # 1 and 600: not multiples of the sample's step (32)
+    assert flat[1] != flat[600]
+    served = farms_viz.analyze(layer, window=64, progress=False)
+    SPECTRA.clear()
+    fresh = farms_viz.analyze(layer, window=64, progress=False)
+    for method in ("esd", "farms"):
+        assert not np.array_equal(fresh.eigenvalues("(model)", method), first.eigenvalues("(model)", method))
+        np.testing.assert_array_equal(served.eigenvalues("(model)", method), fresh.eigenvalues("(model)", method))
+
+
+def test_a_checkpoint_read_again_from_disk_hits_the_cache(tmp_path, monkeypatch):
+    """Each run reads the tensors afresh (new memory): equal content is still a cache hit."""
+    from safetensors.torch import save_file
+
+    import farms_viz.engine.analysis as analysis_module
+    from farms_viz.checkpoints import open_checkpoint
+
+    calls = []
+    real = analysis_module.esd_eigenvalues
+    monkeypatch.setattr(analysis_module, "esd_eigenvalues", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(10)
+    save_file({"a.weight": torch.randn(96, 64), "b.weight": torch.randn(64, 80)}, tmp_path / "m.safetensors")
+    farms_viz.analyze(open_checkpoint(tmp_path / "m.safetensors"), window=16, progress=False)
+    farms_viz.analyze(open_checkpoint(tmp_path / "m.safetensors"), window=24, progress=False)
+    assert len(calls) == 2
+
+
+# --- windows: bounded, budgeted, refused when too many ---------------------------------------
+
+@pytest.mark.parametrize("shape, kwargs, count, windows", [
+    ((11008, 4096), {"window": 2, "windows_per_dim": 10**6}, "90,147,330", "45,073,665"),
+    ((4096, 4096), {"window": 100, "stride": 1}, "1,597,600,900", "15,976,009"),
+])
+def test_a_setting_pooling_too_many_eigenvalues_is_refused_fast(shape, kwargs, count, windows):
+    state = {"mlp.weight": torch.zeros(shape)}
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=rf"'mlp' .*{count} eigenvalues .*{windows} windows") as info:
+        farms_viz.analyze(state, method="farms", progress=False, **kwargs)
+    assert time.perf_counter() - start < 10
+    message = str(info.value)
+    assert "max_eigenvalues" in message and "windows_per_dim <=" in message
+    stride = int(re.search(r"stride >= (\d+)", message).group(1))
+    allowed = farms_viz.engine.windows.MAX_POOLED_EIGENVALUES
+    grid = farms_viz.engine.windows.window_grid(*shape, kwargs["window"], 1.0, 10, stride)
+    fewer = farms_viz.engine.windows.window_grid(*shape, kwargs["window"], 1.0, 10, stride - 1)
+    assert grid.num_windows * grid.eigenvalues_per_window <= allowed < fewer.num_windows * fewer.eigenvalues_per_window
+
+
+def test_the_eigenvalue_limit_is_configurable_and_its_suggestion_fits(monkeypatch):
+    torch.manual_seed(11)
+    state = {"w.weight": torch.randn(256, 256)}
+    setting = {"method": "farms", "window": 8, "stride": 1, "progress": False}  # 249 x 249 windows of 8
+    assert farms_viz.analyze(state, max_eigenvalues=496_008, **setting).eigenvalues("w").size == 496_008
+    with pytest.raises(ValueError, match=r"496,008 eigenvalues .*more than max_eigenvalues = 100,000") as info:
+        farms_viz.analyze(state, max_eigenvalues=100_000, **setting)
+    stride = int(re.search(r"stride >= (\d+)", str(info.value)).group(1))
+    assert farms_viz.analyze(state, max_eigenvalues=100_000, **{**setting, "stride": stride}).layers == ["w"]
+    monkeypatch.setattr(farms_viz.engine.windows, "MAX_POOLED_EIGENVALUES", 100_000)  # the module-wide default
+    with pytest.raises(ValueError, match="496,008 eigenvalues"):
+        farms_viz.analyze(state, **setting)
+    with pytest.raises(ValueError, match="max_eigenvalues must be an integer >= 1"):
+        farms_viz.analyze(state, max_eigenvalues=0, **setting)
+
+
+def test_windows_are_computed_in_bounded_batches(monkeypatch):
+    """One row of windows larger than the batch budget is split, with the same eigenvalues."""
+    from farms_viz.engine import spectra
+
+    torch.manual_seed(12)
+    slices = torch.randn(1, 64, 512)
+    grid = farms_viz.engine.windows.window_grid(64, 512, 16, 1.0, 10, stride=2)  # 25 x 249 windows of 16 x 16
+    whole = spectra.farms_window_eigenvalues(slices, grid)
+    batches = []
+    real = spectra.gram_eigenvalues
+    monkeypatch.setattr(spectra, "gram_eigenvalues", lambda batch: batches.append(batch.shape[0]) or real(batch))
+    per_window = 16 * 16 * 8
+    monkeypatch.setattr(spectra, "CHUNK_BYTES", 40 * per_window)  # fewer windows than one row holds (249)
+    np.testing.assert_array_equal(spectra.farms_window_eigenvalues(slices, grid), whole)
+    assert max(batches) <= 40 and sum(batches) == grid.num_windows
+
+
+def test_the_in_flight_budget_counts_pooled_eigenvalues(monkeypatch):
+    """Two small weights with huge window pools must not be in flight together."""
+    import farms_viz.engine.analysis as analysis_module
+    import farms_viz.engine.cpu_threads as lapack
+
+    monkeypatch.setattr(lapack, "workers", lambda: 2)
+    monkeypatch.setattr(analysis_module, "workers", lambda: 2)
+    # each weight is 128 KiB as float64; its 121 x 121 windows of 8 pool 117,128 eigenvalues (~1.8 MiB twice over)
+    monkeypatch.setattr(analysis_module, "IN_FLIGHT_BYTES", 2**20)
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real = analysis_module.analyze_matrix
+
+    def watched(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.3)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(analysis_module, "analyze_matrix", watched)
+    torch.manual_seed(13)
+    state = {f"l{i}.weight": torch.randn(128, 128) for i in range(3)}
+    result = farms_viz.analyze(state, method="farms", window=8, stride=1, progress=False)
+    assert result.layers == ["l0", "l1", "l2"] and most[0] == 1
+    # the same weights with few windows share the budget
+    running[0] = most[0] = 0
+    farms_viz.analyze(state, method="farms", window=8, windows_per_dim=2, progress=False)
+    assert most[0] == 2

@@ -6,9 +6,12 @@ import gc
 import json
 import os
 import pickle
+import struct
+import sys
 import threading
 import time
 import weakref
+from pathlib import Path
 
 import pandas as pd
 import psutil
@@ -17,7 +20,6 @@ import torch
 from safetensors.torch import save_file
 
 import farms_viz
-from farms_viz.sources import checkpoints
 from farms_viz.sources.checkpoints import CheckpointError, LazyStateDict, open_checkpoint
 
 
@@ -134,6 +136,15 @@ def test_torch_tensors_are_memory_mapped(tmp_path):
     # each lookup maps the file afresh: two lookups, two mappings, no cached copy
     assert first.untyped_storage().data_ptr() != again.untyped_storage().data_ptr()
     assert lazy.reads == 2
+
+
+def test_a_torch_file_beyond_plain_tensors_is_read_whole_and_its_odd_tensors_skipped(tmp_path):
+    dense = torch.randn(32, 32)
+    torch.save({"sparse.weight": torch.eye(32).to_sparse(), "dense.weight": dense}, tmp_path / "mixed.pt")
+    lazy = open_checkpoint(tmp_path / "mixed.pt")
+    result = farms_viz.analyze(lazy, window=16, progress=False)
+    assert result.layers == ["dense"] and "sparse" in {s.name: s.reason for s in result.skipped}["sparse"]
+    assert torch.equal(lazy["dense.weight"], dense)
 
 
 def test_legacy_torch_format_is_read_whole_with_a_warning(tmp_path):
@@ -256,15 +267,15 @@ def test_each_weight_is_read_once_and_released_once_analysed(tmp_path, monkeypat
     save_file(state, tmp_path / "model.safetensors")
     lazy = open_checkpoint(tmp_path / "model.safetensors")
 
-    read = checkpoints._safetensors_tensor
+    read = LazyStateDict.__getitem__
     handed_out: dict[str, weakref.ref] = {}
 
-    def tracked(file, key):
-        tensor = read(file, key)
+    def tracked(self, key):
+        tensor = read(self, key)
         handed_out[key] = weakref.ref(tensor)
         return tensor
 
-    monkeypatch.setattr(checkpoints, "_safetensors_tensor", tracked)
+    monkeypatch.setattr(LazyStateDict, "__getitem__", tracked)
     still_alive_when_done: list[int] = []
 
     def progress(done, total, layer):
@@ -306,3 +317,198 @@ def test_peak_memory_stays_near_one_layer(tmp_path):
         sampler.join()
     # all in memory would add the whole file; streaming adds a few copies of one 16 MiB layer
     assert peak - baseline < 0.4 * size, f"peak {(peak - baseline) / 2**20:.0f} MiB of {size / 2**20:.0f} MiB"
+
+
+# --- reading by position ---------------------------------------------------------------
+
+def _many(count: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(count)
+    return {f"layers.{i}.weight": torch.randn(4, 4, generator=g) for i in range(count)}
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_thousands_of_small_tensors_are_read_in_linear_time(tmp_path, suffix):
+    """Reading every tensor once costs about the same per tensor whatever their count
+    (re-parsing the index per tensor made 1,200 tensors take minutes)."""
+    state = _many(3000)
+    path = tmp_path / f"model{suffix}"
+    torch.save(state, path) if suffix == ".pt" else save_file(state, path)
+    start = time.perf_counter()
+    lazy = open_checkpoint(path)
+    read = {key: lazy[key] for key in lazy}
+    seconds = time.perf_counter() - start
+    assert len(read) == 3000 and torch.equal(read["layers.2999.weight"], state["layers.2999.weight"])
+    assert seconds < 20, f"{seconds:.1f} s for 3000 tensors"
+
+
+def test_a_torch_file_is_unpickled_once_not_per_tensor(tmp_path, monkeypatch):
+    state = _state()
+    torch.save(state, tmp_path / "model.pt")
+    lazy = open_checkpoint(tmp_path / "model.pt")
+
+    def no_more_unpickling(*args, **kwargs):
+        raise AssertionError("the checkpoint's pickle was parsed again")
+
+    monkeypatch.setattr(torch, "load", no_more_unpickling)
+    monkeypatch.setattr(pickle, "Unpickler", no_more_unpickling)
+    monkeypatch.setattr(pickle, "load", no_more_unpickling)
+    monkeypatch.setattr(pickle, "loads", no_more_unpickling)
+    _same_tensors(lazy, state)
+
+
+def _mapped_bytes(path) -> int:
+    """Bytes of this process's address space mapped from ``path`` (Linux)."""
+    total, target = 0, str(path)
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if line.rstrip("\n").endswith(target):
+                start, end = (int(x, 16) for x in line.split()[0].split("-"))
+                total += end - start
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux's /proc/self/maps")
+def test_held_tensors_map_no_more_of_the_file_than_they_hold(tmp_path):
+    state = {f"layers.{i}.weight": torch.randn(64, 64) for i in range(40)}
+    save_file(state, tmp_path / "model.safetensors")
+    lazy = open_checkpoint(tmp_path / "model.safetensors")
+    held = [lazy[key] for key in lazy]
+    page = os.sysconf("SC_PAGE_SIZE")
+    budget = sum(t.numel() * t.element_size() + 2 * page for t in held)
+    assert _mapped_bytes(tmp_path / "model.safetensors") <= budget  # not one whole-file mapping per tensor
+
+
+def _sparse_safetensors(path, size: int, tensors: dict[str, torch.Tensor]) -> None:
+    """A safetensors file of ``size`` bytes whose first and last tensors hold data and whose
+    middle is a hole (a 1-D byte tensor), written sparsely: it takes almost no disk."""
+    (first, a), (last, b) = tensors.items()
+    a_bytes, b_bytes = a.numpy().tobytes(), b.numpy().tobytes()
+    header: dict = {}
+    text = b""
+    for _ in range(2):  # the header's own length shifts the offsets: settle it
+        data = size - 8 - len(text)
+        gap = data - len(a_bytes) - len(b_bytes)
+        header = {
+            first: {"dtype": "F32", "shape": list(a.shape), "data_offsets": [0, len(a_bytes)]},
+            "padding.bytes": {"dtype": "U8", "shape": [gap], "data_offsets": [len(a_bytes), len(a_bytes) + gap]},
+            last: {"dtype": "F32", "shape": list(b.shape), "data_offsets": [data - len(b_bytes), data]},
+        }
+        text = json.dumps(header).encode()
+        text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + a_bytes)
+        f.seek(size - len(b_bytes))
+        f.write(b_bytes)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="sparse files and RAM size as on Linux")
+def test_a_safetensors_file_larger_than_ram_is_analysed(tmp_path):
+    memory = psutil.virtual_memory().total + psutil.swap_memory().total
+    size = memory + 2**30
+    g = torch.Generator().manual_seed(3)
+    tensors = {"first.weight": torch.randn(64, 48, generator=g), "last.weight": torch.randn(48, 64, generator=g)}
+    path = tmp_path / "huge.safetensors"
+    try:
+        _sparse_safetensors(path, size, tensors)
+        if path.stat().st_blocks * 512 > 2**26:
+            pytest.skip("this file system does not keep sparse files sparse")
+        lazy = open_checkpoint(path)
+        assert path.stat().st_size > memory
+        assert torch.equal(lazy["last.weight"], tensors["last.weight"])
+        expected = _frame(tensors)
+        pd.testing.assert_frame_equal(_frame(lazy), expected)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+# --- sharded folders: confined, unambiguous ----------------------------------------------
+
+def _index(folder, weight_map) -> None:
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "etc-passwd", "down-and-up"])
+def test_index_paths_outside_the_folder_are_refused(tmp_path, where):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    save_file({"a.weight": torch.randn(16, 16)}, folder / "model-00001-of-00002.safetensors")
+    save_file({"b.weight": torch.randn(16, 16)}, tmp_path / "outside.safetensors")
+    shard = {"parent": "../outside.safetensors", "absolute": str(tmp_path / "outside.safetensors"),
+             "etc-passwd": "/etc/passwd", "down-and-up": "sub/../../outside.safetensors"}[where]
+    _index(folder, {"a.weight": "model-00001-of-00002.safetensors", "b.weight": shard})
+    outside = r"weight_map\['b.weight'\] in .*model.safetensors.index.json names .*outside the folder"
+    with pytest.raises(CheckpointError, match=outside):
+        open_checkpoint(folder)
+
+
+def test_symlinked_shards_as_in_the_hugging_face_cache_keep_working(tmp_path):
+    """snapshots/<rev>/*.safetensors are links into ../../blobs: the index names them by file name."""
+    state = _state()
+    keys = list(state)
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshots" / "abc123"
+    blobs.mkdir()
+    snapshot.mkdir(parents=True)
+    names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    for i, (name, part) in enumerate(zip(names, (keys[:3], keys[3:]))):
+        save_file(_shard(state, part), blobs / f"blob{i}")
+        (snapshot / name).symlink_to(Path("..", "..", "blobs", f"blob{i}"))
+    (blobs / "index").write_text(json.dumps({"weight_map": {k: names[0 if i < 3 else 1] for i, k in enumerate(keys)}}))
+    (snapshot / "model.safetensors.index.json").symlink_to(Path("..", "..", "blobs", "index"))
+    _same_tensors(open_checkpoint(snapshot), state)
+
+
+@pytest.mark.parametrize("with_index", [True, False])
+def test_a_tensor_in_two_shards_is_an_error_naming_both(tmp_path, with_index):
+    save_file({"a.weight": torch.randn(16, 16), "b.weight": torch.randn(16, 16)}, tmp_path / "one.safetensors")
+    save_file({"b.weight": torch.randn(16, 16)}, tmp_path / "two.safetensors")
+    if with_index:
+        _index(tmp_path, {"a.weight": "one.safetensors", "b.weight": "two.safetensors"})
+    with pytest.raises(CheckpointError, match=r"'b.weight' is in both .*one.safetensors and .*two.safetensors"):
+        open_checkpoint(tmp_path)
+
+
+# --- unclear inputs get errors that say what to do ---------------------------------------
+
+@pytest.mark.parametrize("weight_map, message", [
+    (["model.safetensors"], r"weight_map .* must be a JSON object .* got a list"),
+    ({"a.weight": 5}, r"weight_map\['a.weight'\] .* must be a shard file name .* got 5"),
+    ({"a.weight": None}, r"weight_map\['a.weight'\] .* must be a shard file name .* got None"),
+    ({}, r"weight_map .* is empty"),
+])
+def test_a_malformed_index_is_an_error_naming_the_index(tmp_path, weight_map, message):
+    save_file({"a.weight": torch.randn(16, 16)}, tmp_path / "model.safetensors")
+    _index(tmp_path, weight_map)
+    with pytest.raises(CheckpointError, match=message) as info:
+        open_checkpoint(tmp_path)
+    assert "model.safetensors.index.json" in str(info.value) and "delete" in str(info.value)
+
+
+def test_a_torch_file_named_safetensors_opens_with_a_warning(tmp_path):
+    state = _state()
+    torch.save(state, tmp_path / "model.safetensors")
+    with pytest.warns(UserWarning, match=r"model.safetensors is a torch checkpoint.*rename it"):
+        lazy = open_checkpoint(tmp_path / "model.safetensors")
+    assert lazy.format == "torch"
+    _same_tensors(lazy, state)
+
+
+def test_a_torch_shard_named_safetensors_in_a_folder_is_an_error_saying_what_to_do(tmp_path):
+    save_file({"a.weight": torch.randn(16, 16)}, tmp_path / "model-1.safetensors")
+    torch.save({"b.weight": torch.randn(16, 16)}, tmp_path / "model-2.safetensors")
+    with pytest.raises(CheckpointError, match=r"model-2.safetensors is a torch checkpoint.*rename it to .pt"):
+        open_checkpoint(tmp_path)
+
+
+def test_non_string_keys_in_a_torch_state_dict_are_an_error_naming_the_key(tmp_path):
+    torch.save({0: torch.randn(16, 16), 1: torch.randn(16, 16)}, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match=r"model.pt.*keys must be layer names \(str\); found 0 \(int\)"):
+        open_checkpoint(tmp_path / "model.pt")
+
+
+def test_duplicate_names_in_a_safetensors_header_are_an_error(tmp_path):
+    text = (b'{"a.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},'
+            b'"a.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}}')
+    text += b" " * (-len(text) % 8)
+    (tmp_path / "dup.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + bytes(32))
+    with pytest.raises(CheckpointError, match=r"dup.safetensors.*'a.weight' appears twice"):
+        open_checkpoint(tmp_path / "dup.safetensors")

@@ -210,11 +210,11 @@ def test_a_failed_run_keeps_the_previous_report(tmp_path, capsys):
 def test_failure_while_writing_leaves_no_partial_file(tmp_path, checkpoint, capsys, monkeypatch):
     import farms_viz.widget.export
 
-    def half_written(analysis, path, selected_layer=None):
-        Path(path).write_text("<!doctype html><html><body>half")
-        raise OSError(28, "No space left on device", str(path))
+    def half_written(analysis, file):
+        file.write(b"layer,method,kind\n")
+        raise OSError(28, "No space left on device", file.name)
 
-    monkeypatch.setattr(farms_viz.widget.export, "save_html", half_written)
+    monkeypatch.setattr(farms_viz.widget.export, "write_csv", half_written)
     code, _, err = _run(capsys, "report", checkpoint, "--out", tmp_path / "r.html", *FAST)
     assert code == 1 and "No space left on device" in err and "Traceback" not in err
     assert _files(tmp_path) == {"model.safetensors"}

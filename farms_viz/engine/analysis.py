@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import windows as _windows
 from .cache import SPECTRA, fingerprint
 from .cpu_threads import compute_pool, workers
 from .fits import PowerLawFit, fit_power_law
@@ -29,10 +30,13 @@ from .params import (
     DEFAULT_WINDOW,
     DEFAULT_WINDOWS_PER_DIM,
     AnalysisParams,
+    check_device,
+    check_max_eigenvalues,
+    check_patterns,
 )
 from .progress import ProgressCallback, progress_reporter
-from .spectra import esd_eigenvalues, farms_window_eigenvalues, pooled
-from .windows import WindowGrid, window_grid
+from .spectra import CHUNK_BYTES, esd_eigenvalues, farms_window_eigenvalues, pooled
+from .windows import WindowGrid, check_pooled_size, pooled_eigenvalue_count, window_grid
 
 log = logging.getLogger(__name__)
 
@@ -201,20 +205,45 @@ def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisPa
 
     if params.wants_esd:
         key = ("esd", weight_key, scale)
-        eig = cached(key, lambda: esd_eigenvalues(slices, scale))
+        eig = cached(key, lambda: _finite(esd_eigenvalues(slices, scale)))
         fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
         out.append(LayerSpectrum(method="esd", eigenvalues=eig, fit=fit,
                                  metrics=spectral_metrics(eig, fit), **common))
     if params.wants_farms:
         grid = _grid_for(matrix, params)
         key = ("farms", weight_key, scale, grid)
-        windows = cached(key, lambda: farms_window_eigenvalues(slices, grid, scale))
+        windows = cached(key, lambda: _finite(farms_window_eigenvalues(slices, grid, scale)))
         eig = cached(("pooled",) + key, lambda: pooled(windows))
         fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
         out.append(LayerSpectrum(method="farms", eigenvalues=eig, fit=fit, grid=grid,
                                  window_eigenvalues=windows, metrics=spectral_metrics(eig, fit),
                                  **common))
     return out
+
+
+class EigensolverError(ArithmeticError):
+    """The eigenvalues of a layer came out NaN or infinite."""
+
+
+def _finite(eigenvalues: np.ndarray) -> np.ndarray:
+    if not np.isfinite(eigenvalues).all():
+        raise EigensolverError("the eigensolver returned NaN or infinite eigenvalues")
+    return eigenvalues
+
+
+def _spectra_or_skip(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisParams,
+                     weight_key: tuple | None) -> list[LayerSpectrum] | SkippedLayer:
+    """The layer's spectra, or a SkippedLayer saying why its eigenvalues could not be computed."""
+    try:
+        return analyze_matrix(matrix, slices, params, weight_key)
+    except (torch.linalg.LinAlgError, EigensolverError) as error:
+        largest = float(slices.abs().max()) if slices.numel() else 0.0
+        what = " ".join(str(error).split())[:160]
+        hint = ("its squares overflow float64 in the Gram matrix above ~1e154: rescale the weight"
+                if largest > 1e150 else "rescale the weight or check it for extreme values")
+        log.warning("layer %s skipped: %s", matrix.name, what)
+        return SkippedLayer(matrix.name, matrix.kind, tuple(slices.shape[1:]),
+                            f"eigenvalues could not be computed ({what}); largest |entry| {largest:.3g}: {hint}")
 
 
 class Executor(Protocol):
@@ -238,9 +267,17 @@ def _non_finite(matrix: LayerMatrix, slices: torch.Tensor) -> SkippedLayer | Non
 IN_FLIGHT_BYTES = 128 * 2**20
 
 
-def _working_set(matrix: LayerMatrix) -> int:
-    """A float64-sized proxy of one layer's peak working set (weight read, windows, Grams)."""
-    return 8 * matrix.rows * matrix.cols * matrix.num_slices
+def _working_set(matrix: LayerMatrix, params: AnalysisParams) -> int:
+    """A float64-sized proxy of one layer's peak working set: the weight read, a batch of
+    windows, and the eigenvalues (FARMS: per window and pooled, each pooled eigenvalue twice)."""
+    weight = 8 * matrix.rows * matrix.cols * matrix.num_slices
+    eigenvalues = 2 * matrix.num_slices * min(matrix.rows, matrix.cols) if params.wants_esd else 0
+    batch = 0
+    if params.wants_farms:
+        grid = _grid_for(matrix, params)
+        eigenvalues += 2 * pooled_eigenvalue_count(grid, matrix.num_slices)
+        batch = min(CHUNK_BYTES, 8 * grid.num_windows * grid.window_rows * grid.window_cols)
+    return weight + 8 * eigenvalues + batch
 
 
 def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None
@@ -250,7 +287,7 @@ def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.de
         key = fingerprint(slices)
         # a float64 sum of finite weights cannot overflow: a non-finite sum means NaN/Inf inside
         problem = None if np.isfinite(key.total) else _non_finite(matrix, slices)
-        outcome = problem or analyze_matrix(matrix, slices, params, key)
+        outcome = problem or _spectra_or_skip(matrix, slices, params, key)
         del slices
     release_free_memory()
     return outcome
@@ -266,11 +303,11 @@ def _local_results(matrices: deque, params: AnalysisParams, target: torch.device
             # twice the workers: results are taken in model order, and a queued layer keeps a
             # worker busy while an earlier, larger one finishes
             while matrices and len(in_flight) < 2 * workers() and (
-                    not in_flight or sum(b for *_, b in in_flight) + _working_set(matrices[0])
+                    not in_flight or sum(b for *_, b in in_flight) + _working_set(matrices[0], params)
                     <= IN_FLIGHT_BYTES):
                 matrix = matrices.popleft()
                 in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target),
-                                  _working_set(matrix)))
+                                  _working_set(matrix, params)))
                 del matrix
             name, future, _ = in_flight.popleft()
             yield name, future.result()
@@ -284,7 +321,7 @@ def _unavailable() -> torch.Tensor:
 
 
 def analyze_layer_task(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisParams,
-                       device: str | None = None) -> list[LayerSpectrum]:
+                       device: str | None = None) -> list[LayerSpectrum] | SkippedLayer:
     """One layer's spectra on whichever process runs it: the unit ``analyze(executor=...)`` submits.
 
     ``matrix`` carries the layer's metadata only (its loader cannot travel); ``slices`` is the
@@ -293,7 +330,7 @@ def analyze_layer_task(matrix: LayerMatrix, slices: torch.Tensor, params: Analys
     with torch.no_grad():
         if device is not None:
             slices = slices.to(device)
-        return analyze_matrix(matrix, slices, params, None)
+        return _spectra_or_skip(matrix, slices, params, None)
 
 
 def _in_flight_limit(executor: Executor) -> int:
@@ -336,7 +373,7 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
             stride: int | None = None, fit: str = DEFAULT_FIT, conv_norm: float = DEFAULT_CONV_NORM,
             device: str | torch.device | None = None, include: Sequence[str] | str | None = None,
             exclude: Sequence[str] | str | None = None, progress: bool | ProgressCallback = True,
-            executor: Executor | None = None) -> Analysis:
+            executor: Executor | None = None, max_eigenvalues: int | None = None) -> Analysis:
     """Standard ESD and/or FARMS of every weight matrix of ``model``.
 
     Parameters
@@ -350,13 +387,18 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
     fit : "median" (PL_Alpha_Hill, the paper's metric), "peak" (reference xmin_peak, used for
         LLM pruning) or "ks" (WeightWatcher's default).
     conv_norm : eigenvalue factor for convolution slices.
-    device : compute device; None computes each layer on the device its weight lives on.
-    include, exclude : glob patterns on layer names.
+    device : compute device ("cpu", "cuda", "cuda:1", a ``torch.device``); None computes each
+        layer on the device its weight lives on.
+    include, exclude : a glob pattern on layer names, or a list of them.
     progress : True for a tqdm bar, False for none, or a callback ``f(done, total, layer)``.
     executor : any ``concurrent.futures``-style executor (an object with ``submit`` returning
         futures with ``result()``), e.g. a ``dask.distributed.Client``: each layer's spectra are
         computed there (on ``device``, if given) with the same results as locally. A bounded
         number of layers is in flight at once. None computes here.
+    max_eigenvalues : the most eigenvalues one layer's FARMS windows may pool (default
+        ``farms_viz.engine.windows.MAX_POOLED_EIGENVALUES``, 20 million: 160 MB of float64). A
+        setting above it on any layer is refused before anything is computed, with the count
+        and the stride and windows_per_dim that would fit.
 
     Returns
     -------
@@ -371,9 +413,14 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
     """
     params = AnalysisParams(method=method, window=window, q=q, windows_per_dim=windows_per_dim,
                             stride=stride, fit=fit, conv_norm=conv_norm)
-    include = [include] if isinstance(include, str) else include
-    exclude = [exclude] if isinstance(exclude, str) else exclude
-    target = torch.device(device) if device is not None else None
+    include, exclude = check_patterns("include", include), check_patterns("exclude", exclude)
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError("executor must have a submit(fn, *args) method returning futures, as a "
+                        "concurrent.futures executor or a dask.distributed.Client; got "
+                        f"{executor!r} ({type(executor).__name__})")
+    # with an executor the device is the workers': it need not exist on this machine
+    target = check_device(device, here=executor is None)
+    limit = check_max_eigenvalues(_windows.MAX_POOLED_EIGENVALUES if max_eigenvalues is None else max_eigenvalues)
     start = time.perf_counter()
 
     items = list(iter_layers(model, conv_norm=params.conv_norm, include=include, exclude=exclude))
@@ -383,6 +430,11 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
     matrices = deque(m for m in items if isinstance(m, LayerMatrix))
     skipped = [s for s in items if isinstance(s, SkippedLayer)]
     del items
+    if params.wants_farms:  # refuse a setting too large for any layer before computing anything
+        sampling = f"stride {params.stride}" if params.stride else f"windows_per_dim {params.windows_per_dim}"
+        setting = f"window {params.window}, q {params.q:g}, {sampling}"
+        for matrix in matrices:
+            check_pooled_size(matrix.name, _grid_for(matrix, params), matrix.num_slices, limit, setting)
     total = len(matrices)
     spectra: dict[tuple[str, str], LayerSpectrum] = {}
     layers: list[str] = []

@@ -1,9 +1,11 @@
-"""A bounded in-process cache of spectra, keyed by a fingerprint of the weights.
+"""A bounded in-process cache of spectra, keyed by a fingerprint of the weights' values.
 
 New FARMS parameters never recompute the standard ESD, and the same parameters on
-unchanged weights return at once. A fingerprint reads the tensor (pointer, version
-counter, a float64 sum and a strided sample), so weights changed by training steps,
-in place or through ``.data``, are picked up on the next read.
+unchanged weights return at once. A fingerprint reads the whole tensor once: a float64 sum
+and a position-weighted checksum (each entry times a pseudo-random weight of its position),
+so any change of a value, or of where a value sits, changes the key, whether it came
+through training, ``.data``, numpy or an optimizer that bumps no version counter. The key
+holds no memory address: equal values read again (a checkpoint re-read from disk) hit.
 """
 
 from __future__ import annotations
@@ -16,35 +18,70 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-_SAMPLE = 4096
-_SUM_CHUNK = 1 << 20
+# Entries per float64 chunk of the fingerprint (512 KiB: it stays in the CPU's cache).
+_CHUNK = 1 << 16
+_POSITION_WEIGHTS: dict[str, torch.Tensor] = {}
+_WEIGHTS_LOCK = threading.Lock()
 
 
 class WeightKey(NamedTuple):
-    """Identifies a weight's values: storage, version counter, a float64 sum and a sample."""
+    """Identifies a weight's values: shape, dtype, device, a float64 sum and a position-weighted checksum."""
 
-    data_ptr: int
     shape: tuple
-    stride: tuple
     dtype: str
     device: str
-    version: int
     total: float
-    sample: float
+    checksum: float
+
+
+def _position_weights(device: torch.device) -> torch.Tensor:
+    """A (2, chunk) float64 matrix per device: ones (for the sum) over fixed pseudo-random
+    weights in [0.5, 1.5), one per position in a chunk (for the checksum)."""
+    key = str(device)
+    with _WEIGHTS_LOCK:
+        weights = _POSITION_WEIGHTS.get(key)
+        if weights is None:
+            generator = torch.Generator().manual_seed(0x5EED)
+            random = torch.rand(_CHUNK, generator=generator, dtype=torch.float64) + 0.5
+            weights = torch.stack([torch.ones_like(random), random]).to(device)
+            _POSITION_WEIGHTS[key] = weights
+    return weights
+
+
+def _chunk_factor(index: int) -> float:
+    """A pseudo-random factor in [1, 2) per chunk (a Weyl sequence): entries moved between
+    chunks, at the same place within them, change the checksum too."""
+    return 1.0 + ((index * 0x9E3779B97F4A7C15) & (2**64 - 1)) / 2**64
 
 
 def fingerprint(weight: torch.Tensor) -> WeightKey:
-    """A key that changes whenever the tensor's values (very likely) change."""
+    """A key that changes whenever any entry's value or position changes.
+
+    One pass over the tensor in float64 chunks: the sum (non-finite when a NaN or Inf is
+    inside) and sum_i w_i * h(i), with h a fixed pseudo-random weight of position i.
+
+    Examples
+    --------
+    >>> w = torch.arange(12.0).reshape(3, 4)
+    >>> fingerprint(w) == fingerprint(w.clone())
+    True
+    >>> swapped = w.clone(); swapped[0, 1], swapped[2, 3] = w[2, 3], w[0, 1]
+    >>> fingerprint(swapped).total == fingerprint(w).total, fingerprint(swapped) == fingerprint(w)
+    (True, False)
+    """
     flat = weight.detach().reshape(-1)
-    step = max(1, flat.numel() // _SAMPLE)
-    sample = flat[::step][:_SAMPLE].to(torch.float64)
-    # chunked: a float64 sum over the whole tensor would first make a float64 copy of it
-    total = sum(float(torch.sum(flat[i:i + _SUM_CHUNK], dtype=torch.float64))
-                for i in range(0, flat.numel(), _SUM_CHUNK))
-    sample_key = float((sample * torch.arange(1, sample.numel() + 1, dtype=torch.float64,
-                                              device=sample.device)).sum())
-    return WeightKey(weight.data_ptr(), tuple(weight.shape), tuple(weight.stride()), str(weight.dtype),
-                     str(weight.device), weight._version, total, sample_key)
+    weights = _position_weights(flat.device)
+    buffer = torch.empty(min(_CHUNK, flat.numel()), dtype=torch.float64, device=flat.device)
+    parts = []  # per chunk: its sum and its position-weighted sum, from one matrix-vector product
+    for start in range(0, flat.numel(), _CHUNK):
+        chunk = flat[start:start + _CHUNK]
+        parts.append(torch.mv(weights[:, :chunk.numel()], buffer[:chunk.numel()].copy_(chunk)))
+    if not parts:
+        return WeightKey(tuple(weight.shape), str(weight.dtype), str(weight.device), 0.0, 0.0)
+    sums = torch.stack(parts)
+    factors = torch.tensor([_chunk_factor(i) for i in range(len(parts))], dtype=torch.float64, device=sums.device)
+    total, checksum = float(sums[:, 0].sum()), float(sums[:, 1] @ factors)
+    return WeightKey(tuple(weight.shape), str(weight.dtype), str(weight.device), total, checksum)
 
 
 class SpectrumCache:

@@ -9,6 +9,7 @@ one layer at a time, detached and on their own device: the model is never copied
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -53,8 +54,9 @@ def _matches(name: str, patterns: Sequence[str] | None) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns or ())
 
 
-def _tensor_problem(t: torch.Tensor) -> str | None:
-    if t.is_meta:
+def _tensor_problem(t: torch.Tensor, stored: bool = False) -> str | None:
+    """Why ``t`` cannot be analysed, or None. ``stored``: ``t`` describes a tensor on disk (meta)."""
+    if t.is_meta and not stored:
         return "meta tensor (no data): load the weights first"
     if t.is_quantized:
         return "quantized tensor: dequantize the layer to analyse it"
@@ -80,7 +82,7 @@ def _as_slices(t: torch.Tensor, kind: str) -> torch.Tensor:
 def _layer(name: str, kind: str, tensor: torch.Tensor, conv_norm: float,
            loader: Callable[[], torch.Tensor] | None = None) -> LayerMatrix | SkippedLayer:
     shape = tuple(tensor.shape)
-    problem = _tensor_problem(tensor)
+    problem = _tensor_problem(tensor, stored=loader is not None)
     if problem:
         return SkippedLayer(name, kind, shape, problem)
     if kind == "conv1d_hf":
@@ -153,13 +155,23 @@ def _attention_layers(name: str, module: nn.MultiheadAttention, conv_norm: float
     # out_proj is an nn.Linear child: named_modules visits it on its own.
 
 
+def _read_slices(state: Mapping[str, torch.Tensor], key: str, kind: str) -> torch.Tensor:
+    return _as_slices(state[key], kind)
+
+
 def _mapping_layers(state: Mapping[str, torch.Tensor], conv_norm: float
                     ) -> Iterator[LayerMatrix | SkippedLayer]:
+    # A lazily opened checkpoint describes a tensor (shape, dtype) without reading it: each
+    # weight is then read only when its layer is analysed.
+    describe = getattr(state, "describe", None)
     for key in state:
+        if not isinstance(key, str):
+            raise TypeError(f"state dict keys must be layer names (str); got {key!r} ({type(key).__name__}). "
+                            "Pass {str(k): v for k, v in state.items()} or the model itself.")
         if not (key.endswith("weight") or "." not in key):
             continue
         name = key[: -len(".weight")] if key.endswith(".weight") else key
-        tensor = state[key]
+        tensor = describe(key) if describe is not None else state[key]
         if not isinstance(tensor, torch.Tensor):
             continue
         if tensor.ndim < 2:
@@ -167,7 +179,8 @@ def _mapping_layers(state: Mapping[str, torch.Tensor], conv_norm: float
             continue
         kind = "embedding" if "embed" in name.lower() and tensor.ndim == 2 else (
             "linear" if tensor.ndim == 2 else f"conv{tensor.ndim - 2}d")
-        yield _layer(name, kind, tensor, conv_norm)
+        loader = functools.partial(_read_slices, state, key, kind) if describe is not None else None
+        yield _layer(name, kind, tensor, conv_norm, loader)
 
 
 def iter_layers(model: nn.Module | Mapping[str, torch.Tensor], *, conv_norm: float = 0.5,

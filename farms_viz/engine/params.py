@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+import numpy as np
+import torch
 
 METHODS = ("esd", "farms", "both")
 FITS = ("median", "peak", "ks")
@@ -47,10 +53,11 @@ class AnalysisParams:
                    hint="use 1 for a single window at the origin")
         if self.stride is not None:
             _check_int("stride", self.stride, minimum=1, hint="or pass stride=None for the windows_per_dim grid")
-        if not _is_real(self.q) or not self.q > 0 or self.q != self.q or self.q == float("inf"):
+        if not (_is_real(self.q) and math.isfinite(self.q) and self.q > 0):
             raise ValueError(f"q must be a finite number > 0 (the window's columns per row, e.g. 1.0); got {self.q!r}")
-        if not _is_real(self.conv_norm) or not self.conv_norm > 0:
-            raise ValueError(f"conv_norm must be a number > 0 (0.5 as WeightWatcher does); got {self.conv_norm!r}")
+        if not (_is_real(self.conv_norm) and math.isfinite(self.conv_norm) and self.conv_norm > 0):
+            raise ValueError("conv_norm must be a finite number > 0 (0.5 as WeightWatcher does); "
+                             f"got {self.conv_norm!r}")
         object.__setattr__(self, "q", float(self.q))
         object.__setattr__(self, "conv_norm", float(self.conv_norm))
         object.__setattr__(self, "window", int(self.window))
@@ -74,7 +81,8 @@ class AnalysisParams:
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """Python and numpy ints and floats; not booleans."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -83,9 +91,93 @@ def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def _check_int(name: str, value: Any, *, minimum: int, hint: str) -> None:
-    if isinstance(value, bool) or (not isinstance(value, (int,)) and not (
-        isinstance(value, float) and value.is_integer()
-    )):
+    """An integer (Python or numpy, or a float with an integer value) of at least ``minimum``."""
+    whole = isinstance(value, numbers.Integral) or (
+        isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer())
+    if not _is_real(value) or not whole:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum} ({hint}); got {value!r}")
+
+
+def check_max_eigenvalues(value: Any) -> int:
+    """The limit on one layer's pooled FARMS eigenvalues, validated."""
+    _check_int("max_eigenvalues", value, minimum=1, hint="the most eigenvalues one layer's windows may pool")
+    return int(value)
+
+
+def check_patterns(name: str, value: Any) -> list[str] | None:
+    """``include``/``exclude``: None, one glob pattern, or an iterable of them, as a list.
+
+    Examples
+    --------
+    >>> check_patterns("include", "*.mlp.*"), check_patterns("exclude", ("a", "b"))
+    (['*.mlp.*'], ['a', 'b'])
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, Mapping)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a glob pattern (str) or a list of them; got {value!r} "
+                        f"({type(value).__name__})")
+    patterns = list(value)
+    for i, pattern in enumerate(patterns):
+        if not isinstance(pattern, str):
+            raise TypeError(f"{name} must hold glob patterns (str); item {i} is {pattern!r} "
+                            f"({type(pattern).__name__})")
+    return patterns
+
+
+def _device_available(device: torch.device, name: str) -> None:
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"device {name!r} was asked for, but CUDA is not available here ({why}); "
+                             "use device='cpu', or None for each layer's own device")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {name!r}: this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+        return
+    backend = getattr(torch.backends, device.type, None) if device.type == "mps" else getattr(torch, device.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if device.type != "cpu" and callable(is_available) and not is_available():
+        raise ValueError(f"device {name!r} was asked for, but it is not available here; use device='cpu', or None")
+
+
+def check_device(device: Any, *, here: bool = True) -> torch.device | None:
+    """A compute device, validated: parsed, not ``meta``, and (``here``) present on this machine.
+
+    Parameters
+    ----------
+    device : None, a string such as ``"cpu"`` or ``"cuda:1"``, or a ``torch.device``.
+    here : check that the device exists on this machine (not when an executor computes
+        elsewhere).
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    device(type='cpu')
+    >>> check_device("gpu0")
+    Traceback (most recent call last):
+    ...
+    ValueError: device 'gpu0' is not a device torch knows; use 'cpu', 'cuda', 'cuda:1' or 'mps' (or None ...
+    """
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0', or a torch.device; got {device!r} "
+                         f"({type(device).__name__})")
+    name = device if isinstance(device, str) else str(device)
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {name!r} is not a device torch knows; use 'cpu', 'cuda', 'cuda:1' or 'mps' "
+                         "(or None for each layer's own device)") from None
+    if parsed.type == "meta":
+        raise ValueError(f"device {name!r} holds no values (shapes only), so there are no eigenvalues to compute; "
+                         "use device='cpu' or 'cuda', or None for each layer's own device")
+    if here:
+        _device_available(parsed, name)
+    return parsed

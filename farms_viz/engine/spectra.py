@@ -87,16 +87,20 @@ def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: floa
     s = slices.shape[0]
     rows = torch.as_tensor(window_index(grid.row_starts, grid.window_rows), device=slices.device)
     cols = torch.as_tensor(window_index(grid.col_starts, grid.window_cols), device=slices.device)
-    per_window = grid.window_rows * grid.window_cols * 8
-    per_row_block = len(grid.col_starts) * per_window  # one row of windows, one slice
-    rows_per_chunk = max(1, CHUNK_BYTES // max(1, per_row_block))
+    # batches of at most CHUNK_BYTES of float64 windows: whole rows of windows when they fit,
+    # else parts of one row (a stride-1 grid's row alone can exceed the budget)
+    windows_per_chunk = max(1, CHUNK_BYTES // (grid.window_rows * grid.window_cols * 8))
+    rows_per_chunk = max(1, windows_per_chunk // len(grid.col_starts))
+    cols_per_chunk = min(len(grid.col_starts), windows_per_chunk)
     out = []
     for si in range(s):
         for r0 in range(0, len(grid.row_starts), rows_per_chunk):
             r_idx = rows[r0:r0 + rows_per_chunk]
-            block = slices[si][r_idx[:, None, :, None], cols[None, :, None, :]].to(dtype)
-            block = block.reshape(-1, grid.window_rows, grid.window_cols)
-            out.append(gram_eigenvalues(block))
+            for c0 in range(0, len(grid.col_starts), cols_per_chunk):
+                c_idx = cols[c0:c0 + cols_per_chunk]
+                block = slices[si][r_idx[:, None, :, None], c_idx[None, :, None, :]].to(dtype)
+                block = block.reshape(-1, grid.window_rows, grid.window_cols)
+                out.append(gram_eigenvalues(block))
     eig = torch.cat(out, dim=0)
     if scale != 1.0:
         eig = eig * scale

@@ -106,3 +106,116 @@ def window_grid(rows: int, cols: int, window: int, q: float, windows_per_dim: in
 def window_index(starts: tuple[int, ...], length: int) -> np.ndarray:
     """(len(starts), length) array of the indices each window spans along one axis."""
     return np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length, dtype=np.int64)[None, :]
+
+
+# --- how many eigenvalues a setting pools -------------------------------------------------
+
+# The most eigenvalues one layer's FARMS windows may pool: 20 million float64 values are 160 MB,
+# held about twice (per window and pooled). ``analyze(max_eigenvalues=...)`` overrides it per call.
+MAX_POOLED_EIGENVALUES = 20_000_000
+
+
+class TooManyEigenvaluesError(ValueError):
+    """A FARMS setting whose windows would pool more eigenvalues than allowed on one layer.
+
+    Attributes
+    ----------
+    layer, rows, cols, num_slices : the layer and its shape.
+    count, num_windows : eigenvalues and windows the setting would pool.
+    limit : the limit in force.
+    stride, windows_per_dim : the smallest stride and the largest windows_per_dim that fit
+        (None when no stride or grid does: the window itself must shrink).
+    """
+
+    def __init__(self, layer: str, grid: WindowGrid, num_slices: int, limit: int, setting: str):
+        self.layer, self.rows, self.cols, self.num_slices = layer, grid.rows, grid.cols, num_slices
+        self.count, self.num_windows = pooled_eigenvalue_count(grid, num_slices), grid.num_windows * num_slices
+        self.limit = limit
+        self.stride = _fitting_stride(grid, num_slices, limit)
+        self.windows_per_dim = _fitting_k(grid, num_slices, limit)
+        self.setting = setting
+        super().__init__(self.describe())
+
+    def describe(self, stride: str = "stride", k: str = "windows_per_dim",
+                 limit: str = "max_eigenvalues (analyze's argument, or farms_viz.engine.windows.MAX_POOLED_EIGENVALUES)"
+                 ) -> str:
+        """The message, naming the parameters as the caller knows them (the CLI's options)."""
+        slices = f" x {self.num_slices} slices" if self.num_slices > 1 else ""
+        if self.stride is not None and self.windows_per_dim is not None:
+            fix = f"use {stride} >= {self.stride} or {k} <= {self.windows_per_dim}, or raise {limit}"
+        else:
+            fix = f"even one window per slice is too many: use a smaller window, or raise {limit}"
+        name = limit.split(" ")[0]
+        return (f"layer {self.layer!r} ({self.rows} x {self.cols}{slices}): FARMS with {self.setting} would pool "
+                f"{self.count:,} eigenvalues ({self.num_windows:,} windows of {self.count // self.num_windows}), "
+                f"more than {name} = {self.limit:,}; {fix}")
+
+
+def pooled_eigenvalue_count(grid: WindowGrid, num_slices: int = 1) -> int:
+    """Eigenvalues FARMS pools on a layer: slices x windows x min(window rows, window cols).
+
+    Examples
+    --------
+    >>> pooled_eigenvalue_count(window_grid(4096, 4096, 100, 1.0, 10, stride=1))
+    1597600900
+    """
+    return num_slices * grid.num_windows * grid.eigenvalues_per_window
+
+
+def _per_axis(size: int, span: int, stride: int) -> int:
+    return (size - span) // stride + 1
+
+
+def _fitting_stride(grid: WindowGrid, num_slices: int, limit: int) -> int | None:
+    """The smallest stride whose windows pool at most ``limit`` eigenvalues (None if none does)."""
+    per_window = num_slices * grid.eigenvalues_per_window
+
+    def count(stride: int) -> int:
+        return (per_window * _per_axis(grid.rows, grid.window_rows, stride)
+                * _per_axis(grid.cols, grid.window_cols, stride))
+
+    low, high = 1, max(grid.rows, grid.cols)
+    if count(high) > limit:
+        return None
+    while low < high:  # count only falls as the stride grows
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if count(middle) > limit else (low, middle)
+    return low
+
+
+def _fitting_k(grid: WindowGrid, num_slices: int, limit: int) -> int | None:
+    """The largest windows_per_dim whose grid pools at most ``limit`` eigenvalues (None if none does)."""
+    per_window = num_slices * grid.eigenvalues_per_window
+    rows_max, cols_max = grid.rows - grid.window_rows + 1, grid.cols - grid.window_cols + 1
+
+    def count(k: int) -> int:  # a k-grid has min(k, positions) windows along each axis
+        return per_window * min(k, rows_max) * min(k, cols_max)
+
+    if count(1) > limit:
+        return None
+    low, high = 1, max(rows_max, cols_max)
+    while low < high:  # count only grows with k
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if count(middle) <= limit else (low, middle - 1)
+    return low
+
+
+def check_pooled_size(layer: str, grid: WindowGrid, num_slices: int, limit: int, setting: str) -> None:
+    """Refuse a grid whose windows would pool more than ``limit`` eigenvalues on one layer.
+
+    Raises
+    ------
+    TooManyEigenvaluesError
+        With the count, the window count, and the stride and windows_per_dim that would fit.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_pooled_size("fc", window_grid(4096, 4096, 100, 1.0, 10, stride=1), 1, 20_000_000,
+    ...                       "window 100, stride 1")
+    ... except TooManyEigenvaluesError as error:
+    ...     print(f"{error.count:,} eigenvalues; fits with stride {error.stride} or k {error.windows_per_dim}")
+    1,597,600,900 eigenvalues; fits with stride 9 or k 447
+    """
+    if pooled_eigenvalue_count(grid, num_slices) > limit:
+        raise TooManyEigenvaluesError(layer, grid, num_slices, limit, setting)

@@ -1,10 +1,11 @@
-"""Open a checkpoint on disk as a lazy, memory-mapped state dict.
+"""Open a checkpoint on disk as a lazy state dict, each tensor read by its position.
 
-``open_checkpoint`` reads only the checkpoint's index (tensor names) up front. Each
-``state[name]`` memory-maps that one tensor from its own handle, so once the caller drops
-the tensor its pages are unmapped: analysing a checkpoint larger than RAM holds about one
-layer at a time. Torch files are read with ``weights_only=True``: a pickle that would
-run code is refused, never executed.
+``open_checkpoint`` parses the checkpoint's index once (a safetensors header; a torch zip
+archive's pickle, with a restricted unpickler) and learns where every tensor's bytes lie.
+Each ``state[name]`` then reads exactly that tensor's bytes into fresh memory, so opening
+costs time linear in the tensor count, memory follows the tensors the caller keeps (about
+one layer while analysing), and the file's size does not matter: a checkpoint larger than
+RAM reads like a small one. A pickle that would run code is refused, never executed.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ import struct
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import torch
+
+from .safetensors_header import HeaderError, read_header
+from .stored_tensor import StoredTensor
+from .torch_zip import NeedsTorchLoader, read_archive
 
 log = logging.getLogger(__name__)
 
@@ -39,49 +44,61 @@ class CheckpointError(ValueError):
 class LazyStateDict(Mapping):
     """A read-only mapping name -> tensor over a checkpoint on disk, read one tensor at a time.
 
-    Each lookup memory-maps the tensor afresh (nothing is cached), so memory follows the
-    tensors the caller keeps alive, not the checkpoint's size. Keys keep the file's order
-    (torch files) or natural order of names (safetensors, whose headers are sorted).
+    Each lookup reads the tensor's bytes afresh into new memory (nothing is cached), so memory
+    follows the tensors the caller keeps alive, not the checkpoint's size. Keys keep the
+    file's order (torch files) or natural order of names (safetensors, whose headers are sorted).
 
     Attributes
     ----------
     path : the file or folder opened.
     format : "safetensors", "safetensors-sharded" or "torch".
+    files : every file the tensors are read from (the shards, in order).
     reads : how many tensors have been read so far.
     """
 
-    def __init__(self, path: Path, format: str, locations: dict[str, tuple[Path, tuple[str, ...]]]):
+    def __init__(self, path: Path, format: str, entries: Mapping[str, StoredTensor | torch.Tensor],
+                 files: tuple[Path, ...] = ()):
         self.path = path
         self.format = format
+        self.files = files or (path,)
         self.reads = 0
-        self._locations = locations
-        self._whole: object | None = None  # a legacy torch file, which cannot be mapped
+        self._entries = entries
 
-    def __getitem__(self, key: str) -> torch.Tensor:
+    def _entry(self, key: str) -> StoredTensor | torch.Tensor:
         try:
-            file, wrapper = self._locations[key]
+            return self._entries[key]
         except KeyError:
             raise KeyError(f"no tensor {key!r} in {self.path}") from None
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        entry = self._entry(key)
         self.reads += 1
-        if self.format != "torch":
-            return _safetensors_tensor(file, key)
-        if self._whole is not None:  # a legacy torch file, already read whole
-            return _unwrap(self._whole, wrapper)[key]
-        # Re-read the (small) pickle each time: the returned tensor alone keeps its mapping alive.
-        return _unwrap(_torch_load(file), wrapper)[key]
+        if isinstance(entry, torch.Tensor):  # read whole when opened (legacy or unusual torch files)
+            return entry
+        try:
+            return entry.read()
+        except (EOFError, OSError) as error:
+            raise CheckpointError(f"cannot read tensor {key!r} from {entry.file}: {error}. The file changed or was "
+                                  "truncated after it was opened; re-download or re-save it.") from None
+
+    def describe(self, key: str) -> torch.Tensor:
+        """``key``'s shape, dtype and layout without reading it: a tensor on the meta device (or
+        the tensor itself, for a file that was read whole)."""
+        entry = self._entry(key)
+        return entry if isinstance(entry, torch.Tensor) else entry.meta()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._locations)
+        return iter(self._entries)
 
     def __len__(self) -> int:
-        return len(self._locations)
+        return len(self._entries)
 
     def __repr__(self) -> str:
         return f"LazyStateDict({str(self.path)!r}, format={self.format!r}, tensors={len(self)})"
 
 
 def open_checkpoint(path: str | os.PathLike) -> LazyStateDict:
-    """Open a checkpoint lazily: names now, each tensor memory-mapped when it is looked up.
+    """Open a checkpoint lazily: names and positions now, each tensor read when it is looked up.
 
     Parameters
     ----------
@@ -89,7 +106,9 @@ def open_checkpoint(path: str | os.PathLike) -> LazyStateDict:
         ``model.safetensors.index.json``, or else every ``*.safetensors`` file in it); or a
         torch state-dict file (``.pt``, ``.pth``, ``.bin``), also wrapped as
         ``{"state_dict": ...}`` or ``{"model": ...}``. The format is recognised from the
-        file's first bytes, so a misnamed file still opens.
+        file's first bytes, so a misnamed file still opens (with a warning). An index may
+        name shards inside its folder only (they may be links elsewhere, as in the Hugging
+        Face cache); a tensor in two shards is an error.
 
     Returns
     -------
@@ -99,7 +118,8 @@ def open_checkpoint(path: str | os.PathLike) -> LazyStateDict:
     ------
     CheckpointError
         Missing or empty file, truncated or corrupt file, a pickle that would run code, an
-        unknown format, or a folder with no weights.
+        unknown format, a folder with no weights, a malformed index or one naming files
+        outside its folder, a tensor in two shards, or state-dict keys that are not names.
 
     Examples
     --------
@@ -116,12 +136,12 @@ def open_checkpoint(path: str | os.PathLike) -> LazyStateDict:
         raise CheckpointError(f"checkpoint file is empty (0 bytes): {path}. Re-save or re-download it.")
     kind = _sniff(path)
     if kind == "safetensors":
-        return LazyStateDict(path, "safetensors", _safetensors_locations([path]))
+        return LazyStateDict(path, "safetensors", _natural_order(_safetensors_entries(path), path))
     if kind == "torch":
-        locations, whole = _torch_locations(path)
-        state = LazyStateDict(path, "torch", locations)
-        state._whole = whole
-        return state
+        if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+            warnings.warn(f"{path} is a torch checkpoint (torch.save), not safetensors: it is read as one, weights "
+                          "only; rename it to .pt to say what it is.", stacklevel=2)
+        return LazyStateDict(path, "torch", _torch_entries(path))
     raise CheckpointError(
         f"unknown checkpoint format: {path} is neither safetensors nor a torch state dict "
         f"(first bytes {_head(path)!r}). Expected {_FORMATS_HINT}.")
@@ -134,10 +154,11 @@ def _head(path: Path, n: int = 8) -> bytes:
 
 def _sniff(path: Path) -> str | None:
     head = _head(path, 9)
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch zip archive / legacy pickle
-        return "torch"
+    # safetensors first: its u64 header length may start with byte 0x80, as a pickle does
     if len(head) >= 9 and head[8:9] == b"{":  # safetensors: u64 header length, then JSON
         return "safetensors"
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch zip archive / legacy pickle
+        return "torch"
     # Unrecognised bytes under a known suffix: let that reader say what is wrong with them.
     suffix = path.suffix.lower()
     if suffix in SAFETENSORS_SUFFIXES:
@@ -149,24 +170,12 @@ def _sniff(path: Path) -> str | None:
 
 # --- safetensors -----------------------------------------------------------------------
 
-def _safetensors_tensor(file: Path, key: str) -> torch.Tensor:
-    from safetensors import safe_open
-
-    # A fresh handle per tensor: the returned tensor alone keeps its mapping alive.
-    with safe_open(str(file), framework="pt") as handle:
-        return handle.get_tensor(key)
-
-
-def _safetensors_keys(file: Path) -> list[str]:
-    from safetensors import SafetensorError, safe_open
-
+def _safetensors_entries(file: Path) -> dict[str, StoredTensor]:
     try:
-        with safe_open(str(file), framework="pt") as handle:
-            return list(handle.keys())
-    except (SafetensorError, OSError, struct.error) as error:
-        size = file.stat().st_size
+        return read_header(file)
+    except (HeaderError, OSError, struct.error) as error:
         raise CheckpointError(
-            f"corrupt or truncated safetensors file: {file} ({size} bytes): {error}. "
+            f"corrupt or truncated safetensors file: {file} ({file.stat().st_size} bytes): {error}. "
             "Re-download or re-save it (an interrupted download or copy leaves such files).") from None
 
 
@@ -174,45 +183,83 @@ def _natural(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _safetensors_locations(files: list[Path], weight_map: dict[str, str] | None = None
-                           ) -> dict[str, tuple[Path, tuple[str, ...]]]:
-    locations: dict[str, tuple[Path, tuple[str, ...]]] = {}
+def _natural_order(entries: dict[str, StoredTensor], where: Path) -> dict[str, StoredTensor]:
+    if not entries:
+        raise CheckpointError(f"no tensors in {where}: the checkpoint is empty.")
+    return {k: entries[k] for k in sorted(entries, key=_natural)}
+
+
+def _shards_entries(folder: Path, files: list[Path], wanted: Mapping[str, Path] | None = None
+                    ) -> dict[str, StoredTensor]:
+    """Every tensor of the shards; with an index, those it lists, each from the shard it names."""
+    entries: dict[str, StoredTensor] = {}
     for file in files:
-        for key in _safetensors_keys(file):
-            if weight_map is None or Path(weight_map.get(key, "")).name == file.name:
-                locations.setdefault(key, (file, ()))
-    if weight_map is not None:
-        missing = [k for k in weight_map if k not in locations]
+        if file.stat().st_size == 0:
+            raise CheckpointError(f"checkpoint shard is empty (0 bytes): {file}. Re-download it.")
+        if _sniff(file) == "torch":
+            raise CheckpointError(f"{file} is a torch checkpoint (torch.save), not safetensors, among safetensors "
+                                  "shards: rename it to .pt and pass it on its own, or convert it with "
+                                  "safetensors.torch.save_file.")
+        for key, entry in _safetensors_entries(file).items():
+            if key in entries:
+                raise CheckpointError(f"tensor {key!r} is in both {entries[key].file} and {file}: the checkpoint "
+                                      "is ambiguous. Remove one copy, or fetch the shards again.")
+            entries[key] = entry
+    if wanted is not None:
+        missing = [k for k, f in wanted.items() if k not in entries or entries[k].file != f]
         if missing:
             raise CheckpointError(
-                f"{len(missing)} tensor(s) listed in {SAFETENSORS_INDEX} are in no shard "
-                f"(first: {missing[0]!r}). The download is incomplete: fetch the missing shards.")
-    if not locations:
-        raise CheckpointError(f"no tensors in {', '.join(str(f) for f in files)}: the checkpoint is empty.")
-    return {k: locations[k] for k in sorted(locations, key=_natural)}
+                f"{len(missing)} tensor(s) listed in {SAFETENSORS_INDEX} are not in the shard it names "
+                f"(first: {missing[0]!r}, in {wanted[missing[0]].name}). The download is incomplete: "
+                "fetch the missing shards.")
+        entries = {k: entries[k] for k in wanted}
+    return _natural_order(entries, folder)
+
+
+_INDEX_HINT = "Re-download the index, or delete it to read every *.safetensors file in the folder."
+
+
+def _confined(index: Path, key: str, name: object) -> str:
+    """A shard name from the index: a relative path inside the index's folder, else an error."""
+    if not isinstance(name, str) or not name:
+        raise CheckpointError(f"weight_map[{key!r}] in {index} must be a shard file name such as "
+                              f"'model-00001-of-00002.safetensors'; got {name!r}. {_INDEX_HINT}")
+    windows = PureWindowsPath(name)
+    if PurePosixPath(name).is_absolute() or windows.is_absolute() or windows.drive or ".." in windows.parts:
+        raise CheckpointError(f"weight_map[{key!r}] in {index} names {name!r}, outside the folder: an index "
+                              f"names shards in its own folder only. {_INDEX_HINT}")
+    return name
+
+
+def _read_index(index: Path) -> dict[str, str]:
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"corrupt {index}: {error!s}. Re-download it, or delete it to read every "
+                              "*.safetensors file in the folder.") from None
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"weight_map in {index} must be a JSON object (tensor name -> shard file); got a "
+                              f"{type(weight_map).__name__}. {_INDEX_HINT}")
+    if not weight_map:
+        raise CheckpointError(f"weight_map in {index} is empty: it lists no tensors. {_INDEX_HINT}")
+    return {key: _confined(index, key, name) for key, name in weight_map.items()}
 
 
 def _open_folder(folder: Path) -> LazyStateDict:
     index = folder / SAFETENSORS_INDEX
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (ValueError, KeyError, TypeError) as error:
-            raise CheckpointError(f"corrupt {index}: {error!s}. Re-download it, or delete it to read every "
-                                  "*.safetensors file in the folder.") from None
+        weight_map = _read_index(index)
         names = sorted(set(weight_map.values()), key=_natural)
         absent = [n for n in names if not (folder / n).is_file()]
         if absent:
             raise CheckpointError(f"{index} lists shard(s) that are missing: {', '.join(absent)}. "
                                   "Download the missing shards.")
         files = [folder / n for n in names]
-        return LazyStateDict(folder, "safetensors-sharded", _safetensors_locations(files, weight_map))
+        wanted = {key: folder / name for key, name in weight_map.items()}
+        return LazyStateDict(folder, "safetensors-sharded", _shards_entries(folder, files, wanted), tuple(files))
     files = sorted(folder.glob("*.safetensors"), key=lambda p: _natural(p.name))
     if files:
-        for file in files:
-            if file.stat().st_size == 0:
-                raise CheckpointError(f"checkpoint shard is empty (0 bytes): {file}. Re-download it.")
-        return LazyStateDict(folder, "safetensors-sharded", _safetensors_locations(files))
+        return LazyStateDict(folder, "safetensors-sharded", _shards_entries(folder, files), tuple(files))
     others = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in TORCH_SUFFIXES)
     hint = (f" It holds torch file(s) ({', '.join(others[:3])}): pass one of them directly."
             if others else "")
@@ -227,11 +274,16 @@ def _is_legacy_torch(file: Path) -> bool:
 
 
 def _torch_load(file: Path) -> object:
+    """The whole object, by ``torch.load(weights_only=True)``: legacy files, and archives holding
+    more than plain tensors (sparse or quantized ones, say). Code in the pickle is refused."""
     legacy = _is_legacy_torch(file)
+    # a zip archive is memory-mapped; torch.load hands a path named *.safetensors to the
+    # safetensors reader, so such a file goes in as a file object (read whole)
+    by_path = not legacy and file.suffix.lower() not in SAFETENSORS_SUFFIXES
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), open(file, "rb") as f:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            obj = torch.load(file, map_location="cpu", weights_only=True, mmap=not legacy)
+            obj = torch.load(file if by_path else f, map_location="cpu", weights_only=True, mmap=by_path)
     except pickle.UnpicklingError as error:
         if "weights only" in str(error).lower():
             raise CheckpointError(
@@ -243,9 +295,27 @@ def _torch_load(file: Path) -> object:
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise _corrupt_torch(file, error) from None
     if legacy:
-        warnings.warn(f"{file} uses torch's legacy (pre-1.6) format, which cannot be memory-mapped: "
+        warnings.warn(f"{file} uses torch's legacy (pre-1.6) format, whose tensors cannot be read one by one: "
                       "it is read whole. Re-save it with torch.save to stream it.", stacklevel=3)
     return obj
+
+
+# What a corrupt archive or pickle raises while it is parsed.
+_CORRUPT = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError, RecursionError, struct.error, OSError, zipfile.BadZipFile)
+
+
+def _read_torch(file: Path) -> object:
+    """The checkpoint's object, tensors as positions (:class:`StoredTensor`) where possible."""
+    if _is_legacy_torch(file):
+        return _torch_load(file)
+    try:
+        return read_archive(file)
+    except NeedsTorchLoader as reason:
+        log.info("%s holds %s: read whole by torch.load(weights_only=True)", file, reason)
+        return _torch_load(file)
+    except _CORRUPT as error:
+        raise _corrupt_torch(file, error) from None
 
 
 def _corrupt_torch(file: Path, error: BaseException) -> CheckpointError:
@@ -265,7 +335,7 @@ def _find_state_dict(obj: object, wrapper: tuple[str, ...] = ()) -> tuple[str, .
             found = _find_state_dict(obj[key], wrapper + (key,))
             if found is not None:
                 return found
-    if any(isinstance(v, torch.Tensor) for v in obj.values()):
+    if any(_is_tensor(v) for v in obj.values()):
         return wrapper
     return None
 
@@ -276,9 +346,13 @@ def _unwrap(obj: object, wrapper: tuple[str, ...]) -> Mapping:
     return obj
 
 
-def _torch_locations(file: Path) -> tuple[dict[str, tuple[Path, tuple[str, ...]]], object | None]:
-    """Tensor name -> (file, wrapper keys), and the loaded object when it cannot be mapped."""
-    obj = _torch_load(file)
+def _is_tensor(value: object) -> bool:
+    return isinstance(value, (torch.Tensor, StoredTensor))
+
+
+def _torch_entries(file: Path) -> dict[str, StoredTensor | torch.Tensor]:
+    """Tensor name -> its position in the file (or the tensor, for files read whole)."""
+    obj = _read_torch(file)
     wrapper = _find_state_dict(obj)
     if wrapper is None:
         found = type(obj).__name__ if not isinstance(obj, Mapping) else f"a dict with keys {list(obj)[:5]}"
@@ -286,9 +360,15 @@ def _torch_locations(file: Path) -> tuple[dict[str, tuple[Path, tuple[str, ...]]
             f"{file} holds no state dict of tensors (found {found}). Save `model.state_dict()`, or a "
             f"dict with it under one of {list(_WRAPPER_KEYS)}.")
     state = _unwrap(obj, wrapper)
-    keys = [k for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)]
-    if not keys:
+    unnamed = next((k for k, v in state.items() if not isinstance(k, str) and _is_tensor(v)), None)
+    if unnamed is not None:
+        raise CheckpointError(
+            f"{file}: the state dict's keys must be layer names (str); found {unnamed!r} "
+            f"({type(unnamed).__name__}) holding a tensor. Re-save it with names, e.g. "
+            "torch.save({str(k): v for k, v in state.items()}, path), or model.state_dict().")
+    entries = {k: v for k, v in state.items() if _is_tensor(v)}
+    if not entries:
         raise CheckpointError(f"no tensors in {file}: the state dict is empty.")
     if wrapper:
         log.info("%s: state dict found under %s", file, "/".join(wrapper))
-    return dict.fromkeys(keys, (file, wrapper)), (obj if _is_legacy_torch(file) else None)
+    return entries

@@ -51,7 +51,7 @@ PROGRESS_INTERVAL_S = 0.25
 
 STATIC = Path(__file__).parent / "static"
 _FARMS_TRAITS = ("window", "q", "windows_per_dim", "stride", "fit")
-_FIXED_PARAMS = ("method", "conv_norm", "device", "include", "exclude")
+_FIXED_PARAMS = ("method", "conv_norm", "device", "include", "exclude", "max_eigenvalues")
 _ALLOCATION_TRAITS = ("target", "epsilon", "groups", "alphas_from")
 # Old trait names, kept working with a DeprecationWarning.
 _RENAMED_TRAITS = {"target_sparsity": "target", "grouping": "groups", "allocation_method": "alphas_from"}
@@ -69,8 +69,9 @@ class Explorer(anywidget.AnyWidget):
     ----------
     model : an ``nn.Module`` or a state dict. Read, never modified; ``refresh()`` re-reads it.
     **analyze_params : any :func:`farms_viz.analyze` parameter (window, q, windows_per_dim,
-        stride, fit, conv_norm, device, include, exclude). ``progress`` is the widget's own.
-        The allocation traits (target, epsilon, groups, alphas_from) may be given here too.
+        stride, fit, conv_norm, device, include, exclude, max_eigenvalues). ``progress`` is the
+        widget's own. The allocation traits (target, epsilon, groups, alphas_from) may be given
+        here too.
 
     Attributes
     ----------

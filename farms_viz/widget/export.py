@@ -8,12 +8,16 @@ shows its spectrum) with no kernel and no network.
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from .._version import __version__
 from ..engine.analysis import Analysis
+from ..safe_output import check_target, write_atomically
 from .state import explorer_state
 
 STATIC = Path(__file__).parent / "static"
@@ -48,9 +52,64 @@ document.body.dataset.farmsVizReady = "true";
 """
 
 
-def _script_safe(text: str) -> str:
-    """Text that cannot end the <script> element holding it."""
-    return text.replace("</", "<\\/")
+# JSON escapes for the characters that could end, comment out or re-open the <script> element
+# holding the state (``<!--<script>`` in a layer name), or end a line in older JavaScript.
+_SCRIPT_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
+
+
+def _script_safe(json_text: str) -> str:
+    """JSON text that parses to the same value and holds no character HTML treats as markup.
+
+    These characters occur only inside JSON strings, where ``\\uXXXX`` escapes mean the same.
+    """
+    return json_text.translate(_SCRIPT_ESCAPES)
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (``=HYPERLINK(...)``).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells that could start a formula begin with ``'`` (shown as text).
+
+    Numbers are left alone (a negative number is not a formula).
+
+    Examples
+    --------
+    >>> spreadsheet_safe(pd.DataFrame({"layer": ["=1+1", "fc"], "alpha": [-1.5, 2.0]})).values.tolist()
+    [["'=1+1", -1.5], ['fc', 2.0]]
+    """
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
+    return out
+
+
+def write_csv(analysis: Analysis, file) -> None:
+    """The rows of :meth:`Analysis.to_pandas`, spreadsheet-safe, as UTF-8 CSV into a binary file.
+
+    Text cells are quoted, so a line break or tab inside a layer name stays inside its cell.
+    """
+    text = spreadsheet_safe(analysis.to_pandas()).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
+    file.write(text.encode("utf-8"))
+
+
+def save_csv(analysis: Analysis, path: str | Path) -> Path:
+    """Write :func:`write_csv` to ``path`` (atomically; never onto a device, folder or link).
+
+    Examples
+    --------
+    >>> import tempfile, torch.nn as nn, farms_viz
+    >>> out = save_csv(farms_viz.analyze(nn.Linear(64, 32), window=16, progress=False),
+    ...                tempfile.mkdtemp() + "/layers.csv")
+    >>> pd.read_csv(out).columns[:3].tolist()
+    ['layer', 'method', 'kind']
+    """
+    target = check_target(path)
+    write_atomically({target: lambda f: write_csv(analysis, f)})
+    return target
 
 
 def analysis_html(analysis: Analysis, selected_layer: str | None = None) -> str:
@@ -79,8 +138,8 @@ def analysis_html(analysis: Analysis, selected_layer: str | None = None) -> str:
     sampling = f"stride {p.stride}" if p.stride else f"k = {p.windows_per_dim}"
     state["status"] = f"window m = {p.window}, Q = {p.q:g}, {sampling}, {p.fit} fit · {state['status']}"
     bundle = (STATIC / "widget.js").read_text(encoding="utf-8")
-    if "</script" in bundle.lower():
-        raise RuntimeError("the front-end bundle contains '</script' and cannot be inlined; rebuild it")
+    if "</script" in bundle.lower() or "<!--" in bundle:
+        raise RuntimeError("the front-end bundle contains '</script' or '<!--' and cannot be inlined; rebuild it")
     return _PAGE.format(
         version=__version__, title=html.escape(f"farms_viz report: {len(analysis.layers)} layers"),
         css=(STATIC / "widget.css").read_text(encoding="utf-8"),
@@ -89,7 +148,8 @@ def analysis_html(analysis: Analysis, selected_layer: str | None = None) -> str:
 
 
 def save_html(analysis: Analysis, path: str | Path, selected_layer: str | None = None) -> Path:
-    """Write :func:`analysis_html` to ``path`` (UTF-8); returns the path.
+    """Write :func:`analysis_html` to ``path`` (UTF-8, atomically; never onto a device, folder
+    or link); returns the path.
 
     Examples
     --------
@@ -99,9 +159,10 @@ def save_html(analysis: Analysis, path: str | Path, selected_layer: str | None =
     >>> out.suffix
     '.html'
     """
-    path = Path(path)
-    path.write_text(analysis_html(analysis, selected_layer), encoding="utf-8")
-    return path
+    target = check_target(path)
+    page = analysis_html(analysis, selected_layer).encode("utf-8")
+    write_atomically({target: lambda f: f.write(page)})
+    return target
 
 
 def save_png(analysis: Analysis, path: str | Path, selected_layer: str | None = None, scale: float = 2.0) -> Path:
@@ -123,6 +184,7 @@ def save_png(analysis: Analysis, path: str | Path, selected_layer: str | None = 
     from ..charts.report import report_chart
 
     spec = report_chart(analysis, selected_layer).to_dict(validate=False)
-    path = Path(path)
-    path.write_bytes(vl_convert.vegalite_to_png(spec, scale=scale))
-    return path
+    target = check_target(path)
+    image = vl_convert.vegalite_to_png(spec, scale=scale)
+    write_atomically({target: lambda f: f.write(image)})
+    return target
