@@ -1,6 +1,7 @@
 """The ``farms-viz`` command: an offline HTML report of a checkpoint, or JupyterLab on the notebooks.
 
     farms-viz report MODEL --out report.html [--window 100 --q 1 --windows-per-dim 10 ...]
+    farms-viz report ckpt-1000 ckpt-2000 ... --out run.html    (alpha over the checkpoints)
     farms-viz lab [--dry-run]
 
 Every failure ends with one line on stderr (``farms-viz: error: ...``) and a non-zero exit
@@ -91,10 +92,12 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="write an offline HTML report and a CSV of every layer's spectra",
         description="Analyse every weight matrix of MODEL and write an offline HTML report (charts "
                     "and table, no network needed to view it) and a CSV of the same rows next to it.")
-    report.add_argument("model", metavar="MODEL",
+    report.add_argument("model", metavar="MODEL", nargs="+",
                         help="a .safetensors file, a folder of safetensors shards (Hugging Face layout), "
                              "a torch state-dict file (.pt/.pth/.bin), or 'demo' (random layers of many "
-                             "shapes; 'demo:heavy-tailed' for Student-t entries)")
+                             "shapes; 'demo:heavy-tailed' for Student-t entries). Several checkpoints "
+                             "(ckpt-1000 ckpt-2000 ...) give alpha over training: the step is each name's "
+                             "trailing number, else the order given")
     report.add_argument("--out", required=True, type=Path, metavar="PATH",
                         help="the HTML report to write (e.g. report.html)")
     report.add_argument("--csv", type=Path, metavar="PATH",
@@ -137,8 +140,10 @@ def _report(args: argparse.Namespace) -> int:
     params = _params.AnalysisParams(method=args.method, window=args.window, q=args.q,
                                     windows_per_dim=args.windows_per_dim, stride=args.stride, fit=args.fit)
     html_path, csv_path = _outputs(args.out, args.csv)
+    if len(args.model) > 1:
+        return _report_series(args, params, html_path, csv_path)
     start = time.perf_counter()
-    model = _load_model(args.model)
+    model = _load_model(args.model[0])
     bar = _ProgressBar(enabled=not args.no_progress)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -210,15 +215,62 @@ def _write_atomically(analysis, html_path: Path, csv_path: Path) -> None:
     """Write both files to temporary names beside them, then rename: no partial output on error."""
     from .export import save_html
 
-    temps = [path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in (html_path, csv_path)]
+    _write_all({html_path: lambda temp: save_html(analysis, temp),
+                csv_path: lambda temp: analysis.to_pandas().to_csv(temp, index=False)})
+
+
+def _write_all(writers: dict) -> None:
+    """Each writer fills a temporary file beside its path; all are renamed once all succeeded."""
+    temps = {path: path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in writers}
     try:
-        save_html(analysis, temps[0])
-        analysis.to_pandas().to_csv(temps[1], index=False)
-        os.replace(temps[1], csv_path)
-        os.replace(temps[0], html_path)
+        for path, write in writers.items():
+            write(temps[path])
+        for path in reversed(list(writers)):  # the HTML last: its presence means both are complete
+            os.replace(temps[path], path)
     finally:
-        for temp in temps:
+        for temp in temps.values():
             temp.unlink(missing_ok=True)
+
+
+def _report_series(args: argparse.Namespace, params: _params.AnalysisParams, html_path: Path,
+                   csv_path: Path) -> int:
+    """Several checkpoints: a CSV of every (checkpoint, layer, method) row with its step, and a
+    static page of alpha against step."""
+    from .analysis import NothingToAnalyzeError
+    from .tracking.compare import checkpoint_names, compare, step_from_name
+    from .tracking.time_charts import time_view_html
+
+    if len(set(args.model)) != len(args.model):
+        raise CommandError(f"a checkpoint is named twice: {' '.join(args.model)}")
+    start = time.perf_counter()
+    names = checkpoint_names(args.model)
+    models = {name: _load_model(path) for name, path in zip(names, args.model)}
+    bar = _ProgressBar(enabled=not args.no_progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            comparison = compare(models, **{k: v for k, v in params.as_dict().items() if k != "conv_norm"},
+                                 include=args.include, exclude=args.exclude, device=args.device, progress=bar)
+        except NothingToAnalyzeError as error:
+            raise CommandError(" ".join(str(error).split())) from None
+        finally:
+            bar.close()
+    for warning in _unique(caught):
+        _say(f"warning: {' '.join(str(warning.message).split())}")
+    if list(comparison.steps.values()) != [step_from_name(n) for n in names]:
+        _say("note: not every checkpoint name ends in a distinct step number; steps are the order given (0, 1, ...)")
+    history = comparison.history()
+    p = comparison.params
+    sampling = f"stride {p.stride}" if p.stride else f"k = {p.windows_per_dim}"
+    subtitle = f"{len(names)} checkpoints · window m = {p.window}, Q = {p.q:g}, {sampling}, {p.fit} fit"
+
+    def write_html(temp: Path) -> None:
+        temp.write_text(time_view_html(history, subtitle=subtitle), encoding="utf-8")
+
+    _write_all({html_path: write_html, csv_path: lambda temp: history.to_csv(temp, index=False)})
+    _say(f"{len(names)} checkpoints, {len(comparison.layers)} layers analysed in "
+         f"{time.perf_counter() - start:.1f} s; wrote {html_path} and {csv_path}")
+    return 0
 
 
 class _ProgressBar:
@@ -236,7 +288,7 @@ class _ProgressBar:
 
             self._bar = tqdm(total=total, desc=PROG, unit="layer", file=sys.stderr)
         self._bar.set_postfix_str(layer, refresh=False)
-        self._bar.update(1)
+        self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
         if self._bar is not None:
