@@ -1,0 +1,113 @@
+"""What a Monitor costs a training loop: the digits MLP, ``monitor.step()`` after every epoch.
+
+The loop (sklearn's digits, MLP 64-256-256-128-10, Adam, batches of 64, one torch thread as
+the notebooks use for tiny matrices) is timed without a Monitor and with one, runs
+interleaved so that both see the same machine; the ratio of medians is the overhead (goal:
+<= 1.1x in the default background mode). The time to finish the pending analyses after the
+loop (``wait()``) is reported apart: it is not spent by the training loop.
+
+Variants: the default background mode (``when_busy="latest"``, worker at nice +10);
+``when_busy="wait"`` (every epoch recorded, the loop may wait); the worker at the loop's
+priority (``nice=0``); and foreground mode (the analysis inside ``step()``), for scale.
+
+    python benchmarks/bench_monitor.py               # about two minutes on 2 cores
+    python benchmarks/bench_monitor.py --epochs 10 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import warnings
+
+import torch
+from torch import nn
+
+from farms_viz.tracking import Monitor
+
+WINDOW = {"window": 32, "windows_per_dim": 5}  # the digits layers are small (notebook 02's setting)
+
+
+def digits():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
+
+
+def mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                         nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def train(x, y, epochs: int, monitor_kwargs: dict | None) -> dict:
+    """Seconds of the training loop (monitor steps included), of the final wait, and what was recorded."""
+    model = mlp()
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    shuffle = torch.Generator().manual_seed(0)
+    monitor = Monitor(model, **WINDOW, **monitor_kwargs) if monitor_kwargs is not None else None
+    step_seconds = []
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        for batch in torch.randperm(len(y), generator=shuffle).split(64):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+        if monitor is not None:
+            t = time.perf_counter()
+            monitor.step(epoch)
+            step_seconds.append(time.perf_counter() - t)
+    loop = time.perf_counter() - start
+    out = {"loop": loop, "wait": 0.0, "recorded": 0, "dropped": 0, "step": 0.0}
+    if monitor is not None:
+        t = time.perf_counter()
+        monitor.wait()
+        out.update(wait=time.perf_counter() - t, recorded=len(monitor.steps), dropped=len(monitor.dropped_steps),
+                   step=statistics.median(step_seconds))
+        monitor.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message=".*fell behind")  # counted in the table instead
+    x, y = digits()
+    variants = {
+        "background (default: latest, nice +10)": {},
+        "background, when_busy='wait'": {"when_busy": "wait"},
+        "background, nice=0 (the loop's priority)": {"nice": 0},
+        "foreground (analysis inside step())": {"background": False},
+    }
+    train(x, y, 2, None)  # warm up torch, sklearn and farms_viz
+    train(x, y, 2, {})
+    runs: dict[str, list[dict]] = {"no monitor": [], **{name: [] for name in variants}}
+    for _ in range(args.repeats):  # interleaved: every variant sees the same machine
+        runs["no monitor"].append(train(x, y, args.epochs, None))
+        for name, kwargs in variants.items():
+            runs[name].append(train(x, y, args.epochs, kwargs))
+
+    base = statistics.median(r["loop"] for r in runs["no monitor"])
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"digits MLP, {args.epochs} epochs, torch threads {args.threads}, {os.cpu_count()} cores, "
+          f"load average {load:.1f}, {args.repeats} interleaved repeats (medians)")
+    print(f"{'':52s} {'loop s':>7s} {'ratio':>6s} {'step() ms':>9s} {'wait s':>7s} {'recorded':>9s}")
+    for name, results in runs.items():
+        loop = statistics.median(r["loop"] for r in results)
+        step_ms = 1000 * statistics.median(r["step"] for r in results)
+        wait = statistics.median(r["wait"] for r in results)
+        recorded = statistics.median(r["recorded"] for r in results)
+        dropped = statistics.median(r["dropped"] for r in results)
+        seen = "" if name == "no monitor" else f"{recorded:.0f}/{args.epochs}" + (f" ({dropped:.0f} dropped)" if dropped else "")
+        print(f"{name:52s} {loop:7.2f} {loop / base:6.3f} {step_ms:9.2f} {wait:7.2f} {seen:>9s}")
+
+
+if __name__ == "__main__":
+    main()
