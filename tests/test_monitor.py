@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import gc
 import threading
 import warnings
+import weakref
 
 import pandas as pd
 import pytest
@@ -99,6 +101,31 @@ def test_background_rows_equal_foreground_rows_and_analyze(make):
     if make is _gpt2:
         assert set(expected[expected.layer.str.endswith("c_attn")].kind) == {"conv1d_hf"}
     background.close()
+
+
+def test_filters_copy_and_analyse_only_the_chosen_layers():
+    model = _mlp()
+    monitor = Monitor(model, include="[24]", method="farms", **FAST)
+    snapshot = WeightSnapshot.take(model, include=["[24]"])
+    assert list(snapshot) == ["2.weight", "4.weight"] and [s.name for s in snapshot.skipped] == ["0"]
+    monitor.step()
+    monitor.wait()
+    pd.testing.assert_frame_equal(_rows(monitor.history), _reference(model, include="[24]", method="farms", **FAST))
+    assert [s.name for s in monitor.latest.skipped] == ["0"]
+    monitor.close()
+
+
+def test_a_forgotten_monitor_stops_its_thread_and_releases_the_model():
+    model = _mlp()
+    monitor = Monitor(model, **FAST)
+    monitor.step()
+    monitor.wait()
+    thread = monitor._worker._thread
+    model_ref = weakref.ref(model)
+    del monitor, model
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive() and model_ref() is None
 
 
 def test_the_analysis_reads_the_snapshot_not_the_live_weights():

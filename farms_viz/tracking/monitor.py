@@ -394,7 +394,8 @@ class Monitor:
         ----------
         path : a file written by :meth:`save`.
         model : the model to go on recording (same parameters); None gives a read-only
-            Monitor (``history``, ``params``; :meth:`step` raises).
+            Monitor (``history``, ``params``; :meth:`step` raises). The call counter starts
+            again at 0: pass ``step=`` explicitly when resuming.
         """
         frame, metadata = read_table(path, text_columns=TEXT_COLUMNS)
         if metadata.get("format") != FILE_FORMAT:
