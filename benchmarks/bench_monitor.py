@@ -6,9 +6,12 @@ interleaved so that both see the same machine; the ratio of medians is the overh
 <= 1.1x in the default background mode). The time to finish the pending analyses after the
 loop (``wait()``) is reported apart: it is not spent by the training loop.
 
-Variants: the default background mode (``when_busy="latest"``, worker at nice +10);
-``when_busy="wait"`` (every epoch recorded, the loop may wait); the worker at the loop's
-priority (``nice=0``); and foreground mode (the analysis inside ``step()``), for scale.
+Variants: the default (a child process at nice +10, ``when_busy="latest"``); the same with
+``when_busy="wait"`` (every epoch recorded, the loop may wait); a worker thread instead of a
+process (it shares Python's interpreter lock with the loop), at nice +10 and at the loop's
+priority; and foreground mode (the analysis inside ``step()``), for scale. The child
+process is started before the timed loop (its start-up, a few seconds, happens once per run
+of a training script).
 
     python benchmarks/bench_monitor.py               # about two minutes on 2 cores
     python benchmarks/bench_monitor.py --epochs 10 --repeats 3
@@ -49,8 +52,12 @@ def train(x, y, epochs: int, monitor_kwargs: dict | None) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     shuffle = torch.Generator().manual_seed(0)
     monitor = Monitor(model, **WINDOW, **monitor_kwargs) if monitor_kwargs is not None else None
+    if monitor is not None and monitor.mode == "process":  # the child's start-up is timed apart
+        t = time.perf_counter()
+        monitor._worker.start(wait=True)
+        startup = time.perf_counter() - t
     step_seconds = []
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.thread_time()
     for epoch in range(epochs):
         for batch in torch.randperm(len(y), generator=shuffle).split(64):
             optimizer.zero_grad()
@@ -60,8 +67,9 @@ def train(x, y, epochs: int, monitor_kwargs: dict | None) -> dict:
             t = time.perf_counter()
             monitor.step(epoch)
             step_seconds.append(time.perf_counter() - t)
-    loop = time.perf_counter() - start
-    out = {"loop": loop, "wait": 0.0, "recorded": 0, "dropped": 0, "step": 0.0}
+    loop, loop_cpu = time.perf_counter() - start, time.thread_time() - start_cpu
+    out = {"loop": loop, "cpu": loop_cpu, "wait": 0.0, "recorded": 0, "dropped": 0, "step": 0.0,
+           "startup": startup if monitor is not None and monitor.mode == "process" else 0.0}
     if monitor is not None:
         t = time.perf_counter()
         monitor.wait()
@@ -81,9 +89,10 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*fell behind")  # counted in the table instead
     x, y = digits()
     variants = {
-        "background (default: latest, nice +10)": {},
-        "background, when_busy='wait'": {"when_busy": "wait"},
-        "background, nice=0 (the loop's priority)": {"nice": 0},
+        "process (default: latest, nice +10)": {},
+        "process, when_busy='wait'": {"when_busy": "wait"},
+        "thread, nice +10": {"background": "thread"},
+        "thread, nice=0 (the loop's priority)": {"background": "thread", "nice": 0},
         "foreground (analysis inside step())": {"background": False},
     }
     train(x, y, 2, None)  # warm up torch, sklearn and farms_viz
@@ -95,18 +104,28 @@ def main() -> None:
             runs[name].append(train(x, y, args.epochs, kwargs))
 
     base = statistics.median(r["loop"] for r in runs["no monitor"])
+    base_cpu = statistics.median(r["cpu"] for r in runs["no monitor"])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    startups = [r["startup"] for results in runs.values() for r in results if r["startup"]]
+    print(f"child process start-up (not in the loop times): median {statistics.median(startups):.1f} s")
     print(f"digits MLP, {args.epochs} epochs, torch threads {args.threads}, {os.cpu_count()} cores, "
           f"load average {load:.1f}, {args.repeats} interleaved repeats (medians)")
-    print(f"{'':52s} {'loop s':>7s} {'ratio':>6s} {'step() ms':>9s} {'wait s':>7s} {'recorded':>9s}")
+    print("ratio: median loop time over the no-monitor median; paired: each repeat's ratio to the no-monitor run "
+          "just before it (min-max); cpu: CPU time of the training thread itself (snapshot copies included, "
+          "waiting for cores or the GIL not)")
+    print(f"{'':44s} {'loop s':>7s} {'ratio':>6s} {'paired':>12s} {'cpu':>6s} {'step() ms':>9s} {'wait s':>7s} "
+          f"{'recorded':>9s}")
     for name, results in runs.items():
         loop = statistics.median(r["loop"] for r in results)
+        paired = [r["loop"] / b["loop"] for r, b in zip(results, runs["no monitor"])]
+        cpu = statistics.median(r["cpu"] for r in results) / base_cpu
         step_ms = 1000 * statistics.median(r["step"] for r in results)
         wait = statistics.median(r["wait"] for r in results)
         recorded = statistics.median(r["recorded"] for r in results)
         dropped = statistics.median(r["dropped"] for r in results)
         seen = "" if name == "no monitor" else f"{recorded:.0f}/{args.epochs}" + (f" ({dropped:.0f} dropped)" if dropped else "")
-        print(f"{name:52s} {loop:7.2f} {loop / base:6.3f} {step_ms:9.2f} {wait:7.2f} {seen:>9s}")
+        print(f"{name:44s} {loop:7.2f} {loop / base:6.3f} {min(paired):5.2f}-{max(paired):<6.2f} {cpu:6.3f} "
+              f"{step_ms:9.2f} {wait:7.2f} {seen:>9s}")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def _perturb(layer: nn.Linear, seed: int) -> None:
 
 # --- history -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("background", [False, "thread", "process"])
 def test_one_set_of_rows_per_recorded_step_and_alphas_follow_the_weights(background):
     model = _mlp()
     monitor = Monitor(model, every=2, background=background, when_busy="wait", **FAST)
@@ -84,12 +84,14 @@ def test_one_set_of_rows_per_recorded_step_and_alphas_follow_the_weights(backgro
     monitor.close()
 
 
+@pytest.mark.parametrize("mode", ["thread", "process"])
 @pytest.mark.parametrize("make", [_mlp, _Attention, pytest.param(_gpt2, marks=pytest.mark.slow)],
                          ids=["mlp", "multihead-attention", "gpt2"])
-def test_background_rows_equal_foreground_rows_and_analyze(make):
+def test_background_rows_equal_foreground_rows_and_analyze(make, mode):
     model = make()
     foreground = Monitor(model, background=False, **FAST)
-    background = Monitor(model, **FAST)
+    background = Monitor(model, background=mode, **FAST)
+    assert background.mode == mode
     foreground.step()
     background.step()
     background.wait()
@@ -105,7 +107,7 @@ def test_background_rows_equal_foreground_rows_and_analyze(make):
 
 def test_filters_copy_and_analyse_only_the_chosen_layers():
     model = _mlp()
-    monitor = Monitor(model, include="[24]", method="farms", **FAST)
+    monitor = Monitor(model, background="thread", include="[24]", method="farms", **FAST)
     snapshot = WeightSnapshot.take(model, include=["[24]"])
     assert list(snapshot) == ["2.weight", "4.weight"] and [s.name for s in snapshot.skipped] == ["0"]
     monitor.step()
@@ -115,22 +117,30 @@ def test_filters_copy_and_analyse_only_the_chosen_layers():
     monitor.close()
 
 
-def test_a_forgotten_monitor_stops_its_thread_and_releases_the_model():
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_forgotten_monitor_stops_its_worker_and_releases_the_model(mode):
     model = _mlp()
-    monitor = Monitor(model, **FAST)
+    monitor = Monitor(model, background=mode, **FAST)
     monitor.step()
     monitor.wait()
-    thread = monitor._worker._thread
+    worker = monitor._worker
     model_ref = weakref.ref(model)
     del monitor, model
     gc.collect()
-    thread.join(10)
-    assert not thread.is_alive() and model_ref() is None
+    if mode == "thread":
+        worker._thread.join(10)
+        assert not worker._thread.is_alive()
+    else:
+        worker._process.join(30)
+        worker._receiver.join(10)
+        assert worker._process.exitcode == 0 and not worker._receiver.is_alive()
+    assert model_ref() is None
 
 
-def test_the_analysis_reads_the_snapshot_not_the_live_weights():
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_the_analysis_reads_the_snapshot_not_the_live_weights(mode):
     model = _mlp()
-    monitor = Monitor(model, when_busy="wait", max_pending=2, **FAST)
+    monitor = Monitor(model, background=mode, when_busy="wait", max_pending=2, **FAST)
     gate = threading.Event()
     monitor.add_listener(lambda step, rows: gate.wait(30) if step == 0 else None)  # holds the worker after step 0
     monitor.step(0)
@@ -148,7 +158,7 @@ def test_the_analysis_reads_the_snapshot_not_the_live_weights():
 
 def test_frozen_layers_share_the_previous_copy_and_are_not_recomputed():
     model = _mlp()
-    monitor = Monitor(model, **FAST)
+    monitor = Monitor(model, background="thread", **FAST)
     monitor.step(0)
     monitor.wait()
     _perturb(model[2], seed=0)
@@ -178,9 +188,10 @@ def _train(model: nn.Module, monitor: Monitor | None, steps: int = 12):
     return optimizer
 
 
-def test_a_training_loop_is_bit_for_bit_the_same_with_a_monitor():
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_training_loop_is_bit_for_bit_the_same_with_a_monitor(mode):
     plain, watched = _mlp(), _mlp()
-    monitor = Monitor(watched, **FAST)  # a copy every step; analyses run while the loop trains
+    monitor = Monitor(watched, background=mode, **FAST)  # a copy every step; analyses run while the loop trains
     _train(plain, None)
     _train(watched, monitor)
     monitor.wait()
@@ -224,9 +235,10 @@ def _held(monitor: Monitor) -> threading.Event:
     return gate
 
 
-def test_a_busy_worker_keeps_the_latest_snapshot_waiting():
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_busy_worker_keeps_the_latest_snapshot_waiting(mode):
     model = _mlp()
-    monitor = Monitor(model, max_pending=1, **FAST)  # when_busy="latest"
+    monitor = Monitor(model, background=mode, max_pending=1, **FAST)  # when_busy="latest"
     gate = _held(monitor)
     first = monitor.step(1)
     with pytest.warns(UserWarning, match="step 1's snapshot was replaced by step 2's"):
@@ -247,7 +259,7 @@ def test_a_busy_worker_keeps_the_latest_snapshot_waiting():
 
 def test_when_busy_drop_skips_the_new_step_and_takes_no_copy(monkeypatch):
     model = _mlp()
-    monitor = Monitor(model, max_pending=1, when_busy="drop", **FAST)
+    monitor = Monitor(model, background="thread", max_pending=1, when_busy="drop", **FAST)
     gate = _held(monitor)
     assert monitor.step(1) is not None  # waits in the queue
     copies = []
@@ -266,7 +278,7 @@ def test_when_busy_drop_skips_the_new_step_and_takes_no_copy(monkeypatch):
 
 def test_when_busy_wait_blocks_the_loop_until_the_worker_catches_up():
     model = _mlp()
-    monitor = Monitor(model, max_pending=1, when_busy="wait", **FAST)
+    monitor = Monitor(model, background="thread", max_pending=1, when_busy="wait", **FAST)
     gate = _held(monitor)
     monitor.step(1)
     third = threading.Thread(target=monitor.step, args=(2,))
@@ -285,7 +297,7 @@ def test_when_busy_wait_blocks_the_loop_until_the_worker_catches_up():
 def test_listeners_get_each_steps_rows():
     model = _mlp()
     seen = []
-    monitor = Monitor(model, **FAST)
+    monitor = Monitor(model, background="thread", **FAST)
     monitor.add_listener(lambda step, rows: seen.append((step, len(rows), threading.current_thread().name)))
     future = monitor.step(7)
     rows = future.result(timeout=60)
@@ -296,7 +308,7 @@ def test_listeners_get_each_steps_rows():
 
 def test_history_can_be_read_while_the_worker_appends():
     model = _mlp()
-    monitor = Monitor(model, when_busy="wait", **FAST)
+    monitor = Monitor(model, background="thread", when_busy="wait", **FAST)
     sizes = []
     for step in range(8):
         _perturb(model[0], seed=step)
@@ -315,6 +327,8 @@ def test_bad_arguments_get_clear_errors():
         Monitor(_mlp(), every=0)
     with pytest.raises(ValueError, match="when_busy must be 'latest'"):
         Monitor(_mlp(), when_busy="queue")
+    with pytest.raises(ValueError, match="background must be"):
+        Monitor(_mlp(), background="gpu")
     with pytest.raises(ValueError, match="window must be"):
         Monitor(_mlp(), window=1)
     with pytest.raises(NothingToAnalyzeError, match="nothing to monitor"):
@@ -333,7 +347,7 @@ def test_bad_arguments_get_clear_errors():
 
 def _recorded() -> Monitor:
     model = _mlp()
-    monitor = Monitor(model, every=1, when_busy="wait", fit="ks", **FAST)
+    monitor = Monitor(model, background="thread", every=1, when_busy="wait", fit="ks", **FAST)
     for step in range(3):
         _perturb(model[2], seed=step)
         monitor.step(step * 100)
@@ -355,6 +369,7 @@ def test_save_load_round_trip(tmp_path, suffix):
         loaded.step()
     with pytest.raises(ValueError, match="read from"):
         loaded.save(path)  # never over its input
+    assert loaded.mode == "read-only" and loaded.pending == 0
     monitor.close()
 
 
@@ -362,7 +377,7 @@ def test_a_loaded_monitor_goes_on_recording_with_a_model(tmp_path):
     monitor = _recorded()
     path = monitor.save(tmp_path / "history.csv")
     model = _mlp()
-    resumed = Monitor.load(path, model=model)
+    resumed = Monitor.load(path, model=model, background="thread")
     resumed.step(300)
     resumed.wait()
     assert resumed.steps == [0, 100, 200, 300] and resumed.params.fit == "ks"

@@ -1,10 +1,10 @@
 """``Monitor``: both methods' alphas per layer, recorded while a model trains.
 
 ``monitor.step()`` in a training loop records the current weights. In the background mode
-(the default) the training thread only clones the analysed weights, one layer at a time
-(:class:`~farms_viz.tracking.snapshot.WeightSnapshot`); a single worker thread at a lower
-CPU priority computes the spectra of that copy, never of the live weights, so the rows equal
-those of ``analyze(model)`` at the moment of the call. Results accumulate in
+(the default) the training thread only copies the analysed weights, one layer at a time;
+a worker at a lower CPU priority (a child process for weights in CPU memory, a thread for
+GPU weights) computes the spectra of that copy, never of the live weights, so the rows
+equal those of ``analyze(model)`` at the moment of the call. Results accumulate in
 ``monitor.history``, one set of rows per recorded step.
 """
 
@@ -30,6 +30,7 @@ from torch import nn
 from .._params import AnalysisParams
 from ..analysis import COLUMNS, Analysis, NothingToAnalyzeError, analyze
 from ..matrices import LayerMatrix, SkippedLayer, iter_layers
+from .process_worker import ProcessAnalysis
 from .snapshot import WeightSnapshot
 from .storage import read_table, write_table
 from .worker import NICE_INCREMENT, AnalysisThread, analyze_here
@@ -56,8 +57,13 @@ class Monitor:
     model : the ``nn.Module`` (or state dict) being trained. Only read: weights, gradients,
         version counters and hooks are left as they are.
     every : record every ``every``-th call of :meth:`step`, starting with the first.
-    background : analyse on a worker thread (default). The training thread then pays only
-        for cloning the analysed weights; False analyses in :meth:`step` itself.
+    background : True (default) analyses off the training thread, which then pays only for
+        copying the analysed weights: in a child process (``"process"``) when they are in
+        CPU memory and ``device`` is None or "cpu", else on a thread (``"thread"``). A thread
+        shares Python's interpreter lock with the training loop, which then runs slower
+        while an analysis runs (measured 2-4x on 2 cores); a process does not, but takes a
+        few seconds to start and holds the copies in shared memory. Pass "process" or
+        "thread" to choose; False analyses inside :meth:`step`.
     max_pending : snapshots that may wait while one is analysed (background mode).
     when_busy : what :meth:`step` does when ``max_pending`` snapshots already wait because
         the analysis fell behind. ``"latest"`` (default): the new snapshot takes the place of
@@ -66,7 +72,7 @@ class Monitor:
         Both warn once and list the steps left out in :attr:`dropped_steps`; neither slows
         the loop. ``"wait"``: the training loop blocks until a slot frees; every step is
         recorded.
-    nice : added to the worker thread's nice value (Linux; ignored elsewhere). The default 10
+    nice : added to the worker's nice value (the child process's, or on Linux the thread's). The default 10
         lets the training loop, and everything else on the machine, go first when the cores
         are busy: on a crowded machine the analysis then lags (see ``when_busy``). 0 runs it
         at the training loop's priority.
@@ -78,12 +84,13 @@ class Monitor:
 
     Notes
     -----
-    Memory: background mode holds the copy being analysed (or the last one analysed), up
-    to ``max_pending`` waiting ones, and one more while :meth:`step` takes a snapshot;
-    ``include=`` analyses, and copies, fewer layers. Layers whose values did not change
-    since the previous snapshot (frozen layers) share its copy and are not recomputed.
-    The worker computes one layer at a time with sequential BLAS at a raised nice value
-    (Linux), so on a busy CPU the training loop keeps priority.
+    Memory: the thread worker holds the copy being analysed (or the last one analysed), up
+    to ``max_pending`` waiting ones, and one more while :meth:`step` takes a snapshot; the
+    process worker holds ``max_pending + 2`` shared-memory slots and, in the child, a copy
+    of the last snapshot. ``include=`` analyses, and copies, fewer layers. Layers whose
+    values did not change since the previous snapshot (frozen layers) are not recomputed.
+    The worker computes one layer at a time with sequential BLAS at a raised nice value,
+    so on a busy CPU the training loop keeps priority.
 
     Examples
     --------
@@ -101,7 +108,8 @@ class Monitor:
     >>> monitor.close()
     """
 
-    def __init__(self, model: nn.Module | Mapping[str, torch.Tensor] | object, *, every: int = 1, background: bool = True,
+    def __init__(self, model: nn.Module | Mapping[str, torch.Tensor] | object, *, every: int = 1,
+                 background: bool | str = True,
                  max_pending: int = 1, when_busy: str = "latest", nice: int = NICE_INCREMENT, keep_analyses: int = 8,
                  **analyze_params: Any):
         if model is _LOADED:
@@ -117,6 +125,8 @@ class Monitor:
         _check_count("max_pending", max_pending, "1 lets one snapshot wait while another is analysed")
         _check_count("nice", nice, "0 keeps the training loop's priority; 10 yields to it", minimum=0)
         _check_count("keep_analyses", keep_analyses, "0 keeps none, the history still has every row", minimum=0)
+        if background not in (True, False, "process", "thread"):
+            raise ValueError(f"background must be True, False, 'process' or 'thread'; got {background!r}")
         if when_busy not in WHEN_BUSY:
             raise ValueError(f"when_busy must be 'latest' (a new snapshot replaces the oldest waiting one when "
                              f"the analysis falls behind), 'drop' (skip the new step) or 'wait' (block the "
@@ -128,12 +138,13 @@ class Monitor:
         self.params = AnalysisParams(**params)
         self.model: nn.Module | Mapping[str, torch.Tensor] | None = model  # type: ignore[assignment]
         self.every = int(every)
-        self.background = bool(background)
+        self.background = background
         self.max_pending = int(max_pending)
         self.when_busy = when_busy
         self.keep_analyses = int(keep_analyses)
+        weights_on_cpu = True
         if model is not None:
-            _check_has_layers(model, self.params, self.include, self.exclude)
+            weights_on_cpu = _check_has_layers(model, self.params, self.include, self.exclude)
         self._calls = 0
         self._lock = threading.Lock()
         self._frames: list[pd.DataFrame] = []
@@ -148,10 +159,15 @@ class Monitor:
         self._warned: set[str] = set()
         self._closed = False
         self._source_path: Path | None = None
-        self._worker: AnalysisThread | None = None
-        if self.background and model is not None:
-            self._worker = AnalysisThread(self.max_pending, nice=nice)
-            # stop the worker when the Monitor is garbage-collected (the thread holds no reference to it)
+        self.mode = "read-only" if model is None else "foreground" if not background else (
+            background if isinstance(background, str) else
+            "process" if weights_on_cpu and (self.device is None or torch.device(self.device).type == "cpu")
+            else "thread")
+        self._worker: AnalysisThread | ProcessAnalysis | None = None
+        if self.mode != "foreground" and model is not None:
+            self._worker = (ProcessAnalysis(self.params, self.max_pending, nice) if self.mode == "process"
+                            else AnalysisThread(self.max_pending, nice=nice))
+            # stop the worker when the Monitor is garbage-collected (the worker holds no reference to it)
             weakref.finalize(self, self._worker.close)
 
     # --- recording -----------------------------------------------------------------------
@@ -192,33 +208,52 @@ class Monitor:
         if self.when_busy == "drop" and not self._worker.has_room():
             self._drop(key, "was not recorded (and no copy was made)")
             return None
-        snapshot = WeightSnapshot.take(self.model, include=self.include, exclude=self.exclude, device=self.device)
-        future, displaced = self._worker.submit(lambda: self._analyse_snapshot(key, wall_time, snapshot), key,
-                                                when_full="wait" if self.when_busy == "wait" else "latest")
+        when_full = "wait" if self.when_busy == "wait" else "latest"
+        if isinstance(self._worker, ProcessAnalysis):
+            items = list(iter_layers(self.model, include=self.include, exclude=self.exclude))
+            analysed, displaced = self._worker.submit(items, key, when_full=when_full)
+        else:
+            snapshot = WeightSnapshot.take(self.model, include=self.include, exclude=self.exclude, device=self.device)
+            analysed, displaced = self._worker.submit(lambda: self._analyse_here(snapshot), key, when_full=when_full)
+        rows: Future = Future()
+        analysed.add_done_callback(lambda done: self._finish(done, key, wall_time, rows))
         if displaced is not None:
             self._drop(displaced, f"was replaced by step {key}'s (not recorded)")
-        return future
+        return rows
 
-    def _analyse_snapshot(self, step: Any, wall_time: float, snapshot: WeightSnapshot) -> pd.DataFrame:
-        try:
-            snapshot.share_unchanged(self._previous)
-            self._previous = None  # free the older copy before the analysis allocates
-            analysis = analyze_here(snapshot, self.params, self.device)
-            self._previous = snapshot
-            whole = [n for (n, method), spectrum in analysis.spectra.items()
-                     if method == "farms" and spectrum.grid is not None and spectrum.grid.covers_whole_matrix]
-            if whole:
-                self._warn_once("whole", f"window {self.params.window} covers the whole matrix of {len(whole)} "
-                                f"layer(s) ({', '.join(whole[:3])}{' ...' if len(whole) > 3 else ''}): FARMS "
-                                "equals the standard ESD there; use a smaller window to sample them.")
-            return self._record(step, wall_time, analysis)
-        except Exception as error:
+    def _analyse_here(self, snapshot: WeightSnapshot) -> Analysis:
+        """The thread worker's job: the snapshot's analysis, unchanged layers taken from the previous one."""
+        snapshot.share_unchanged(self._previous)
+        self._previous = None  # free the older copy before the analysis allocates
+        analysis = analyze_here(snapshot, self.params, self.device)
+        self._previous = snapshot
+        return analysis
+
+    def _finish(self, analysed: Future, step: Any, wall_time: float, rows: Future) -> None:
+        """Record a finished analysis (on the worker's thread), or its failure."""
+        if analysed.cancelled():  # displaced by a newer snapshot
+            rows.cancel()
+            return
+        error = analysed.exception()
+        if error is not None:
             with self._lock:
                 self._errors.append((step, f"{type(error).__name__}: {error}"))
             self._warn_once(f"error:{type(error).__name__}",
                             f"farms_viz Monitor: the analysis of step {step} failed ({type(error).__name__}: "
                             f"{error}); later steps are still analysed, failures are in monitor.errors")
-            raise
+            rows.set_exception(error)
+            return
+        analysis = analysed.result()
+        whole = [n for (n, method), spectrum in analysis.spectra.items()
+                 if method == "farms" and spectrum.grid is not None and spectrum.grid.covers_whole_matrix]
+        if whole:
+            self._warn_once("whole", f"window {self.params.window} covers the whole matrix of {len(whole)} "
+                            f"layer(s) ({', '.join(whole[:3])}{' ...' if len(whole) > 3 else ''}): FARMS "
+                            "equals the standard ESD there; use a smaller window to sample them.")
+        try:
+            rows.set_result(self._record(step, wall_time, analysis))
+        except Exception as failure:  # noqa: BLE001 - the worker's thread must go on
+            rows.set_exception(failure)
 
     def _record(self, step: Any, wall_time: float, analysis: Analysis) -> pd.DataFrame:
         rows = analysis.to_pandas()
@@ -351,6 +386,8 @@ class Monitor:
         if self._worker is not None:
             self._worker.close()
             self._worker.join()
+            if isinstance(self._worker, ProcessAnalysis):
+                self._worker.stop()
         self._previous = None
 
     def __enter__(self) -> Monitor:
@@ -360,7 +397,7 @@ class Monitor:
         self.close()
 
     def __repr__(self) -> str:
-        mode = "background" if self.background else "foreground"
+        mode = self.mode
         return (f"Monitor({len(self.steps)} steps recorded, every={self.every}, {mode}, "
                 f"window={self.params.window}, q={self.params.q:g}, fit={self.params.fit!r})")
 
@@ -386,8 +423,8 @@ class Monitor:
         return write_table(self.history, path, self._metadata(), inputs=inputs)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, model: nn.Module | Mapping[str, torch.Tensor] | None = None
-             ) -> Monitor:
+    def load(cls, path: str | os.PathLike, model: nn.Module | Mapping[str, torch.Tensor] | None = None,
+             **options: Any) -> Monitor:
         """A Monitor with the history and parameters :meth:`save` wrote.
 
         Parameters
@@ -396,6 +433,8 @@ class Monitor:
         model : the model to go on recording (same parameters); None gives a read-only
             Monitor (``history``, ``params``; :meth:`step` raises). The call counter starts
             again at 0: pass ``step=`` explicitly when resuming.
+        **options : the Monitor's own options for the resumed recording (background,
+            max_pending, when_busy, nice, keep_analyses); the analysis parameters are the file's.
         """
         frame, metadata = read_table(path, text_columns=TEXT_COLUMNS)
         if metadata.get("format") != FILE_FORMAT:
@@ -405,7 +444,7 @@ class Monitor:
             raise ValueError(f"{path} lacks the history column(s) {missing}; it is not a Monitor history")
         params = dict(metadata["params"], include=metadata.get("include"), exclude=metadata.get("exclude"),
                       device=metadata.get("device"))
-        monitor = cls(_LOADED if model is None else model, every=metadata.get("every", 1), **params)
+        monitor = cls(_LOADED if model is None else model, every=metadata.get("every", 1), **options, **params)
         monitor._history = frame[HISTORY_COLUMNS + [c for c in frame.columns if c not in HISTORY_COLUMNS]]
         monitor._steps = list(pd.unique(frame["step"]))
         monitor._dropped = list(metadata.get("dropped_steps", []))
@@ -425,14 +464,17 @@ def _patterns(value: Sequence[str] | str | None) -> list[str] | None:
 
 
 def _check_has_layers(model: Any, params: AnalysisParams, include: list[str] | None,
-                      exclude: list[str] | None) -> None:
-    """Fail at construction, not in the worker, when no layer would be analysed."""
+                      exclude: list[str] | None) -> bool:
+    """Fail at construction, not in the worker, when no layer would be analysed; True if every
+    analysed weight is in CPU memory."""
     items = list(iter_layers(model, conv_norm=params.conv_norm, include=include, exclude=exclude))
-    if not any(isinstance(item, LayerMatrix) for item in items):
+    matrices = [item for item in items if isinstance(item, LayerMatrix)]
+    if not matrices:
         reasons = "; ".join(f"{s.name}: {s.reason}" for s in items if isinstance(s, SkippedLayer)) or "no weights found"
         raise NothingToAnalyzeError(f"nothing to monitor: no Linear, Embedding, Conv or attention weight with "
                                     f"at least 8 eigenvalues passed ({reasons}). Check include/exclude, or "
                                     "pass a model with such layers.")
+    return all(m.source is None or m.source.device.type == "cpu" for m in matrices)
 
 
 def _plain(values: list) -> list:
