@@ -33,7 +33,7 @@ def test_trainer_callback_records_each_epoch_of_a_gpt2_trainer(tmp_path):
     initial = copy.deepcopy(model)
     tokens = torch.randint(0, 64, (16, 16), generator=torch.Generator().manual_seed(0))
     data = [{"input_ids": t, "labels": t} for t in tokens]
-    callback = trainer_callback(**FAST)
+    callback = trainer_callback(when_busy="wait", **FAST)  # every epoch recorded, however slow the machine
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path), num_train_epochs=2, per_device_train_batch_size=4, learning_rate=1e-2,
         report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True, disable_tqdm=True, seed=0)

@@ -27,7 +27,8 @@ def trainer_callback(monitor: Monitor | None = None, *, every_n_steps: int | Non
     every_n_steps : record every this many optimizer steps; None records at each epoch's end.
     record_start : also record the weights as training begins (the initialisation, or the
         checkpoint resumed from).
-    **analyze_params : Monitor's parameters when ``monitor`` is None (window, q, fit, ...).
+    **analyze_params : Monitor's parameters when ``monitor`` is None (window, q, fit, ...,
+        and its own: background, when_busy, ...).
 
     Returns
     -------

@@ -4,6 +4,12 @@ The worker computes layer after layer itself, with sequential BLAS/LAPACK (as ea
 the engine's compute pool does) and, on Linux, a raised nice value: when the cores are busy
 the scheduler gives the training loop's threads the CPU first. It never touches the engine's
 shared compute pool, so an Explorer in the same kernel keeps its own speed and priority.
+
+A thread shares Python's interpreter lock with the training loop: while it runs the fits and
+the bookkeeping, a Python training loop waits for the lock between tensor ops. The Monitor
+therefore uses it for weights on a GPU (where the child process of ``process_worker`` would
+need a device-to-host copy per step) and analyses weights in CPU memory in a child process.
+``analyze_here`` is what either runs.
 """
 
 from __future__ import annotations
