@@ -13,8 +13,13 @@ priority; and foreground mode (the analysis inside ``step()``), for scale. The c
 process is started before the timed loop (its start-up, a few seconds, happens once per run
 of a training script).
 
-    python benchmarks/bench_monitor.py               # about two minutes on 2 cores
+    python benchmarks/bench_monitor.py               # a few minutes on 2 cores
     python benchmarks/bench_monitor.py --epochs 10 --repeats 3
+    python benchmarks/bench_monitor.py --interference   # worst case: an analysis running all the time
+
+``--interference`` times the training loop while a worker analyses the MLP's weights without
+pause, in a thread or in a child process, at nice 0 or +10: what a thread's share of the
+interpreter lock costs a Python training loop, apart from the share of the cores.
 """
 
 from __future__ import annotations
@@ -79,13 +84,71 @@ def train(x, y, epochs: int, monitor_kwargs: dict | None) -> dict:
     return out
 
 
+def _analyse_forever(stop, nice: int, count) -> None:
+    """A worker that analyses the MLP's weights until ``stop`` is set (thread or child process)."""
+    from farms_viz._cache import SPECTRA
+    from farms_viz._lapack import _make_sequential
+    from farms_viz._params import AnalysisParams
+    from farms_viz.tracking.snapshot import WeightSnapshot
+    from farms_viz.tracking.worker import analyze_here, lower_priority
+
+    _make_sequential()
+    lower_priority(nice)
+    snapshot, params = WeightSnapshot.take(mlp()), AnalysisParams(**WINDOW)
+    while not stop.is_set():
+        SPECTRA.clear()  # every round computes afresh
+        analyze_here(snapshot, params)
+        with count.get_lock():
+            count.value += 1
+
+
+def interference(x, y, repeats: int, epochs: int = 6) -> None:
+    import threading
+
+    import torch.multiprocessing as mp
+
+    context = mp.get_context("spawn")
+    names = ("alone", "thread, nice 0", "thread, nice +10", "process, nice 0", "process, nice +10")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    train(x, y, 1, None)
+    for _ in range(repeats):
+        for name in names:
+            stop, count = context.Event(), context.Value("i", 0)
+            nice = 10 if name.endswith("+10") else 0
+            worker = None
+            if name.startswith("thread"):
+                worker = threading.Thread(target=_analyse_forever, args=(stop, nice, count))
+            elif name.startswith("process"):
+                worker = context.Process(target=_analyse_forever, args=(stop, nice, count))
+            if worker is not None:
+                worker.start()
+                while count.value < 1:  # started (a child imports torch first) and analysing
+                    time.sleep(0.05)
+            times[name].append(train(x, y, epochs, None)["loop"])
+            stop.set()
+            if worker is not None:
+                worker.join()
+    base = statistics.median(times["alone"])
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"training loop ({epochs} epochs) while a worker analyses without pause; load average {load:.1f}, "
+          f"{repeats} interleaved repeats (medians)")
+    for name in names:
+        t = statistics.median(times[name])
+        print(f"{name:20s} {t:6.2f} s  {t / base:5.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
+    parser.add_argument("--interference", action="store_true",
+                        help="the worst case instead: the loop while a worker analyses without pause")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.interference:
+        interference(*digits(), repeats=args.repeats)
+        return
     warnings.filterwarnings("ignore", message=".*fell behind")  # counted in the table instead
     x, y = digits()
     variants = {
