@@ -23,6 +23,7 @@ from .engine import (
     sweep,
     window_grid,
 )
+from .tracking import Comparison, Monitor, compare
 
 if TYPE_CHECKING:
     from .widget import Explorer
@@ -30,14 +31,17 @@ if TYPE_CHECKING:
 __all__ = [
     "Analysis",
     "AnalysisParams",
+    "Comparison",
     "Explorer",
     "LayerSpectrum",
+    "Monitor",
     "NothingToAnalyzeError",
     "PowerLawFit",
     "WindowGrid",
     "__version__",
     "allocate",
     "analyze",
+    "compare",
     "fit_power_law",
     "prune",
     "sweep",

@@ -1,6 +1,7 @@
 """The ``farms-viz`` command: an offline HTML report of a checkpoint, or JupyterLab on the notebooks.
 
     farms-viz report MODEL --out report.html [--window 100 --q 1 --windows-per-dim 10 ...]
+    farms-viz report ckpt-1000 ckpt-2000 ... --out run.html    (alpha over the checkpoints)
     farms-viz lab [--dry-run]
 
 Every failure ends with one line on stderr (``farms-viz: error: ...``) and a non-zero exit
@@ -104,10 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="write an offline HTML report and a CSV of every layer's spectra",
         description="Analyse every weight matrix of MODEL and write an offline HTML report (charts "
                     "and table, no network needed to view it) and a CSV of the same rows next to it.")
-    report.add_argument("model", metavar="MODEL",
+    report.add_argument("model", metavar="MODEL", nargs="+",
                         help="a .safetensors file, a folder of safetensors shards (Hugging Face layout), "
                              "a torch state-dict file (.pt/.pth/.bin), or 'demo' (random layers of many "
-                             "shapes; 'demo:heavy-tailed' for Student-t entries)")
+                             "shapes; 'demo:heavy-tailed' for Student-t entries). Several checkpoints "
+                             "(ckpt-1000 ckpt-2000 ...) give alpha over training: the step is each name's "
+                             "trailing number, else the order given")
     report.add_argument("--out", required=True, type=Path, metavar="PATH",
                         help="the HTML report to write (e.g. report.html)")
     report.add_argument("--csv", type=Path, metavar="PATH",
@@ -158,13 +161,15 @@ def _report(args: argparse.Namespace) -> int:
                                     windows_per_dim=args.windows_per_dim, stride=args.stride, fit=args.fit,
                                     conv_norm=args.conv_norm)
     _params.check_device(args.device)  # before a long load
-    inputs = [] if args.model in DEMOS else [Path(args.model).expanduser()]
+    inputs = [Path(name).expanduser() for name in args.model if name not in DEMOS]
     _outputs(args.out, args.csv, inputs)
+    if len(args.model) > 1:
+        return _report_series(args, params, inputs)
     start = time.perf_counter()
     bar = TqdmProgress(desc=PROG, unit="layer", file=sys.stderr, leave=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = _load_model(args.model)
+        model = _load_model(args.model[0])
         # again with every file read: a shard may be a link to a file elsewhere
         html_path, csv_path = _outputs(args.out, args.csv, inputs + list(getattr(model, "files", ())))
         try:
@@ -236,6 +241,52 @@ def _write_atomically(analysis, html_path: Path, csv_path: Path) -> None:
     page = export.analysis_html(analysis).encode("utf-8")
     write_atomically({csv_path: lambda f: export.write_csv(analysis, f), html_path: lambda f: f.write(page)})
 
+
+def _report_series(args: argparse.Namespace, params: _params.AnalysisParams, inputs: list[Path]) -> int:
+    """Several checkpoints: a CSV of every (checkpoint, layer, method) row with its step, and a
+    static page of alpha against step."""
+    from .charts.time import time_view_html
+    from .engine.analysis import NothingToAnalyzeError
+    from .tracking.compare import checkpoint_names, compare, step_from_name
+    from .widget import export
+
+    if len(set(args.model)) != len(args.model):
+        raise CommandError(f"a checkpoint is named twice: {' '.join(args.model)}")
+    start = time.perf_counter()
+    names = checkpoint_names(args.model)
+    models = {name: _load_model(path) for name, path in zip(names, args.model)}
+    # again with every file read: a shard may be a link to a file elsewhere
+    html_path, csv_path = _outputs(args.out, args.csv,
+                                   inputs + [f for m in models.values() for f in getattr(m, "files", ())])
+    bar = TqdmProgress(desc=PROG, unit="checkpoint layer", file=sys.stderr, leave=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            comparison = compare(models, **params.as_dict(), include=args.include, exclude=args.exclude,
+                                 device=args.device, progress=False if args.no_progress else bar,
+                                 max_eigenvalues=args.max_eigenvalues)
+        except NothingToAnalyzeError as error:
+            raise CommandError(" ".join(str(error).split())) from None
+        finally:
+            bar.close()
+    for warning in _unique(caught):
+        _say(f"warning: {' '.join(str(warning.message).split())}")
+    if list(comparison.steps.values()) != [step_from_name(n) for n in names]:
+        _say("note: not every checkpoint name ends in a distinct step number; steps are the order given (0, 1, ...)")
+    history = comparison.history()
+    p = comparison.params
+    sampling = f"stride {p.stride}" if p.stride else f"k = {p.windows_per_dim}"
+    subtitle = f"{len(names)} checkpoints · window m = {p.window}, Q = {p.q:g}, {sampling}, {p.fit} fit"
+
+    page = time_view_html(history, subtitle=subtitle).encode("utf-8")
+    write_atomically({csv_path: lambda f: export.write_frame_csv(history, f), html_path: lambda f: f.write(page)})
+    _say(f"{len(names)} checkpoints, {len(comparison.layers)} layers analysed in "
+         f"{time.perf_counter() - start:.1f} s; wrote {html_path} and {csv_path}")
+    return 0
+
+
+
+# --- lab -------------------------------------------------------------------------------
 
 def notebooks_folder() -> Path:
     """The bundled notebooks: the package's copy (installed wheel) or the repository's."""

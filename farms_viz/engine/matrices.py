@@ -191,11 +191,16 @@ def iter_layers(model: nn.Module | Mapping[str, torch.Tensor], *, conv_norm: flo
     Parameters
     ----------
     model : an ``nn.Module`` or a mapping of name -> tensor (a state dict; only keys
-        ending in ``weight`` are considered; 2-D -> Linear/Embedding, 3-D+ -> ConvNd).
+        ending in ``weight`` are considered; 2-D -> Linear/Embedding, 3-D+ -> ConvNd), or
+        an object with a ``farms_viz_layers(conv_norm)`` method that lists its own layers
+        (a training snapshot, which keeps the module types a state dict loses).
     conv_norm : eigenvalue factor for convolution slices.
     include, exclude : glob patterns on layer names (``fnmatch``), e.g. ``"*.attention.*"``.
     """
-    if isinstance(model, nn.Module):
+    listed = None if isinstance(model, nn.Module) else getattr(model, "farms_viz_layers", None)
+    if callable(listed):
+        source = listed(conv_norm)
+    elif isinstance(model, nn.Module):
         source = _module_layers(model, conv_norm)
     elif isinstance(model, Mapping):
         source = _mapping_layers(model, conv_norm)

@@ -92,7 +92,12 @@ def write_csv(analysis: Analysis, file) -> None:
 
     Text cells are quoted, so a line break or tab inside a layer name stays inside its cell.
     """
-    text = spreadsheet_safe(analysis.to_pandas()).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
+    write_frame_csv(analysis.to_pandas(), file)
+
+
+def write_frame_csv(frame: pd.DataFrame, file) -> None:
+    """Any frame as spreadsheet-safe, quoted UTF-8 CSV into a binary file (see :func:`write_csv`)."""
+    text = spreadsheet_safe(frame).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
     file.write(text.encode("utf-8"))
 
 
