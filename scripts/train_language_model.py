@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.steps < 1:
             print("train_language_model: error: --steps must be a positive integer", file=sys.stderr)
             return 2
-        config = dataclasses.replace(config, steps=args.steps, warmup_steps=min(config.warmup_steps, args.steps))
+        config = dataclasses.replace(config, steps=args.steps)
     splits = corpus_splits()
     started = time.perf_counter()
     model = train_language_model(config, num_threads=args.threads, splits=splits)

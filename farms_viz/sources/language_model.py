@@ -17,9 +17,16 @@ final LayerNorm and an untied head (vocab x d). The head is not tied to the embe
 matrix is analysed and pruned on its own (a tied pair would be one weight under two names); at 63
 rows it costs nothing. No biases in the linear layers: pruning reads weight matrices only.
 
+Measured on the default model (trained with one thread): held-out perplexity 5.02 (untrained 65.6,
+character unigram 20.5); magnitude pruning of every block's linear layers at a uniform 50 / 60 / 70 /
+80% gives 5.13 / 5.36 / 6.12 / 8.12, so how the sparsity is spread over layers can matter.
+
 ``load_language_model()`` trains the default configuration (4 blocks, d=192, 1.8M parameters,
-500 steps of 16 x 128 characters) once, in about 250 CPU-seconds (2-3 minutes on 2 cores), and caches the weights in ``$FARMS_VIZ_CACHE`` (default ``$XDG_CACHE_HOME/farms_viz``, else
-``~/.cache/farms_viz``), keyed by a hash of the configuration and the corpus.
+500 steps of 16 x 128 characters) once, in about 250 CPU-seconds (2-3 minutes on 2 cores), and
+caches the weights in ``$FARMS_VIZ_CACHE`` (default ``$XDG_CACHE_HOME/farms_viz``, else
+``~/.cache/farms_viz``), keyed by a hash of the configuration and the corpus. Training is bit-for-bit
+reproducible for a given torch build and thread count; another thread count sums in another order,
+so its weights differ (and the numbers above shift a little); the cache does not tell them apart.
 """
 
 from __future__ import annotations
@@ -215,7 +222,8 @@ class LanguageModelConfig:
     ``LanguageModelConfig()`` is the default model (4 blocks, d=192: 1.8M parameters; 250
     CPU-seconds, 2-3 minutes on 2 cores); ``LanguageModelConfig.tiny()`` (0.1M parameters, 12
     CPU-seconds) is for tests. At a fixed CPU budget a narrower model trained for more steps
-    wins: d=256 for 300 steps reached a held-out perplexity of 5.9, d=192 for 500 steps 4.7.
+    wins: on the first 40,000 held-out characters d=256 for 300 steps reached a perplexity of
+    5.9, d=192 for 500 steps 4.7 (learning rates 1.5e-3 and 2e-3 did worse at d=256, 5e-3 diverged).
     """
 
     d_model: int = 192
@@ -239,8 +247,8 @@ class LanguageModelConfig:
                 raise ValueError(f"LanguageModelConfig.{name} must be a positive integer; got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
-        if not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError(f"warmup_steps must be in [0, steps]; got {self.warmup_steps}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be a non-negative integer; got {self.warmup_steps!r}")
 
     @classmethod
     def tiny(cls) -> LanguageModelConfig:
@@ -405,7 +413,7 @@ def train_language_model(config: LanguageModelConfig | None = None, *, num_threa
     --------
     >>> model = train_language_model(dataclasses.replace(LanguageModelConfig.tiny(), steps=5))
     >>> sum(p.numel() for p in model.parameters())
-    106560
+    111104
     """
     config = config or LanguageModelConfig()
     splits = splits or corpus_splits()
@@ -463,8 +471,9 @@ def perplexity(model: nn.Module, tokens: torch.Tensor, *, seq_len: int | None = 
     Examples
     --------
     >>> model = CharacterLanguageModel(LanguageModelConfig.tiny(), vocab_size=63)
-    >>> round(perplexity(model, corpus_splits().held_out, max_tokens=2000))  # untrained: ~uniform
-    63
+    >>> ppl = perplexity(model, corpus_splits().held_out, max_tokens=2000)
+    >>> 60 < ppl < 68  # untrained: close to uniform over the 63 characters
+    True
     """
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1 or tokens.is_floating_point():
         raise ValueError("tokens must be a 1-D tensor of integer token ids, e.g. corpus_splits().held_out")
