@@ -33,14 +33,22 @@ class WeightKey(NamedTuple):
     sample: float
 
 
+def _float64_sum(flat: torch.Tensor) -> float:
+    """The sum of a 1-D tensor accumulated in float64, without a float64 copy of the tensor."""
+    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64, torch.float16):
+        # numpy casts in small buffers as it sums: half the time of torch's chunked casts
+        return float(flat.numpy().sum(dtype=np.float64))
+    # chunked: torch's float64 sum of a whole tensor would first make a float64 copy of it
+    return sum(float(torch.sum(flat[i:i + _SUM_CHUNK], dtype=torch.float64))
+               for i in range(0, flat.numel(), _SUM_CHUNK))
+
+
 def fingerprint(weight: torch.Tensor) -> WeightKey:
     """A key that changes whenever the tensor's values (very likely) change."""
     flat = weight.detach().reshape(-1)
     step = max(1, flat.numel() // _SAMPLE)
     sample = flat[::step][:_SAMPLE].to(torch.float64)
-    # chunked: a float64 sum over the whole tensor would first make a float64 copy of it
-    total = sum(float(torch.sum(flat[i:i + _SUM_CHUNK], dtype=torch.float64))
-                for i in range(0, flat.numel(), _SUM_CHUNK))
+    total = _float64_sum(flat)
     sample_key = float((sample * torch.arange(1, sample.numel() + 1, dtype=torch.float64,
                                               device=sample.device)).sum())
     return WeightKey(weight.data_ptr(), tuple(weight.shape), tuple(weight.stride()), str(weight.dtype),

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ._lapack import eigvalsh
-from .windows import WindowGrid, window_index
+from .windows import WindowGrid
 
 # Upper bound on the float64 window batch materialised at once (bytes).
 CHUNK_BYTES = 256 * 2**20
@@ -68,14 +68,28 @@ def esd_eigenvalues(slices: torch.Tensor, scale: float = 1.0) -> np.ndarray:
     return out
 
 
-def window_batch(slices: torch.Tensor, grid: WindowGrid) -> torch.Tensor:
-    """All windows of ``grid`` from every slice as one (S * windows, m, w) tensor (a copy)."""
-    rows = torch.as_tensor(window_index(grid.row_starts, grid.window_rows), device=slices.device)
-    cols = torch.as_tensor(window_index(grid.col_starts, grid.window_cols), device=slices.device)
-    s = slices.shape[0]
-    # (S, a, b, m, w) by broadcasting the row and column index sets
-    windows = slices[:, rows[:, None, :, None], cols[None, :, None, :]]
-    return windows.reshape(s * grid.num_windows, grid.window_rows, grid.window_cols)
+def _windows_of_rows(matrix: torch.Tensor, grid: WindowGrid, row_starts: tuple[int, ...],
+                     dtype: torch.dtype) -> torch.Tensor:
+    """The windows of ``grid`` whose top rows are ``row_starts``, as one (len(row_starts) *
+    len(grid.col_starts), m, w) tensor of ``dtype`` (a copy).
+
+    ``unfold`` views every (m x w) block of the matrix without copying; each row of windows is
+    then one ``index_select`` of whole blocks, far cheaper than indexing every entry.
+    """
+    m, w = grid.window_rows, grid.window_cols
+    blocks = matrix.unfold(0, m, 1).unfold(1, w, 1)  # [r, c, i, j] = matrix[r + i, c + j]
+    cols = torch.as_tensor(grid.col_starts, device=matrix.device)
+    out = torch.empty(len(row_starts), len(grid.col_starts), m, w, dtype=dtype, device=matrix.device)
+    for a, r in enumerate(row_starts):
+        out[a] = blocks[r].index_select(0, cols)
+    return out.reshape(-1, m, w)
+
+
+def window_batch(slices: torch.Tensor, grid: WindowGrid, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """All windows of ``grid`` from every slice as one (S * windows, m, w) tensor (a copy, in
+    ``dtype``; the weight's own dtype by default)."""
+    dtype = slices.dtype if dtype is None else dtype
+    return torch.cat([_windows_of_rows(matrix, grid, grid.row_starts, dtype) for matrix in slices])
 
 
 def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: float = 1.0) -> np.ndarray:
@@ -84,19 +98,14 @@ def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: floa
     Each row is one window's ESD (ascending); pooling them gives the FARMS ESD.
     """
     dtype = COMPUTE_DTYPE
-    s = slices.shape[0]
-    rows = torch.as_tensor(window_index(grid.row_starts, grid.window_rows), device=slices.device)
-    cols = torch.as_tensor(window_index(grid.col_starts, grid.window_cols), device=slices.device)
     per_window = grid.window_rows * grid.window_cols * 8
     per_row_block = len(grid.col_starts) * per_window  # one row of windows, one slice
     rows_per_chunk = max(1, CHUNK_BYTES // max(1, per_row_block))
     out = []
-    for si in range(s):
+    for matrix in slices:
         for r0 in range(0, len(grid.row_starts), rows_per_chunk):
-            r_idx = rows[r0:r0 + rows_per_chunk]
-            block = slices[si][r_idx[:, None, :, None], cols[None, :, None, :]].to(dtype)
-            block = block.reshape(-1, grid.window_rows, grid.window_cols)
-            out.append(gram_eigenvalues(block))
+            row_starts = grid.row_starts[r0:r0 + rows_per_chunk]
+            out.append(gram_eigenvalues(_windows_of_rows(matrix, grid, row_starts, dtype)))
     eig = torch.cat(out, dim=0)
     if scale != 1.0:
         eig = eig * scale
