@@ -154,42 +154,61 @@ def peak_memory():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--items", type=int, nargs="*", default=[1, 2, 3, 4],
+                        help="which of the numbered comparisons to run (default: all)")
     args = parser.parse_args(argv)
     model = load_minilm()
     print(f"MiniLM-L6 on CPU ({torch.get_num_threads()} threads), window 100, q 1, windows_per_dim 10; "
           f"load average {os.getloadavg()[0]:.2f}")
 
-    ours = best_of(args.repeat, lambda: farms_viz.analyze(model, method="farms", fit="peak", progress=False))
+    if 1 in args.items:
+        report_reference_speedup(model, args.repeat)
+    if 2 in args.items:
+        report_esd_speedup(model, args.repeat)
+    if 3 in args.items:
+        report_median_floor(model, args.repeat)
+    if 4 in args.items:
+        report_memory()
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+def report_reference_speedup(model, repeat):
+    ours = best_of(repeat, lambda: farms_viz.analyze(model, method="farms", fit="peak", progress=False))
     reference = best_of(1, lambda: reference_style_farms_peak(model))
     print(f"1. FARMS peak fit:     farms_viz {ours:7.3f} s   reference-style {reference:7.2f} s   "
           f"speed-up {reference / ours:6.1f}x  (target >= 20x)")
 
-    ours = best_of(args.repeat, lambda: farms_viz.analyze(model, method="esd", fit="ks", progress=False))
-    ww = best_of(args.repeat, lambda: weightwatcher_analyze(model))
-    floor = best_of(args.repeat, lambda: bare_esd_eigenvalues(model))
+
+def report_esd_speedup(model, repeat):
+    ours = best_of(repeat, lambda: farms_viz.analyze(model, method="esd", fit="ks", progress=False))
+    ww = best_of(repeat, lambda: weightwatcher_analyze(model))
+    floor = best_of(repeat, lambda: bare_esd_eigenvalues(model))
     print(f"2. standard ESD (ks):  farms_viz {ours:7.3f} s   WeightWatcher   {ww:7.2f} s   "
           f"speed-up {ww / ours:6.1f}x  (target >= 8x)\n"
           f"   (floor: bare float64 Gram + eigvalsh {floor:.3f} s, WeightWatcher / floor {ww / floor:.1f}x, "
           f"farms_viz / floor {ours / floor:.2f}x)")
     gpt2 = gpt2_small()
-    ours = best_of(args.repeat, lambda: farms_viz.analyze(gpt2, method="esd", fit="ks", progress=False))
-    ww = best_of(min(args.repeat, 2), lambda: weightwatcher_analyze(gpt2))
-    floor = best_of(args.repeat, lambda: bare_esd_eigenvalues(gpt2))
+    ours = best_of(repeat, lambda: farms_viz.analyze(gpt2, method="esd", fit="ks", progress=False))
+    ww = best_of(min(repeat, 2), lambda: weightwatcher_analyze(gpt2))
+    floor = best_of(repeat, lambda: bare_esd_eigenvalues(gpt2))
     print(f"   GPT-2-small shape:  farms_viz {ours:7.3f} s   WeightWatcher   {ww:7.2f} s   "
           f"speed-up {ww / ours:6.1f}x  (target >= 8x)\n"
           f"   (floor {floor:.3f} s, WeightWatcher / floor {ww / floor:.1f}x, farms_viz / floor {ours / floor:.2f}x)")
     del gpt2
 
-    ours = best_of(args.repeat, lambda: farms_viz.analyze(model, method="farms", fit="median", progress=False))
-    floor = best_of(args.repeat, lambda: bare_batched_eigenvalues(model))
+
+def report_median_floor(model, repeat):
+    ours = best_of(repeat, lambda: farms_viz.analyze(model, method="farms", fit="median", progress=False))
+    floor = best_of(repeat, lambda: bare_batched_eigenvalues(model))
     print(f"3. FARMS median fit:   farms_viz {ours:7.3f} s   bare eigvalsh   {floor:7.3f} s   "
           f"ratio {ours / floor:6.2f}x  (target <= 1.15x)")
 
+
+def report_memory():
     mem = peak_memory()
     ratio = mem["peak_above_baseline"] / mem["model_bytes"]
     print(f"4. peak memory above baseline: {mem['peak_above_baseline'] / 2**20:.1f} MiB for a "
           f"{mem['model_bytes'] / 2**20:.1f} MiB model: {ratio:.2f}x  (target <= 1.5x)")
-    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
