@@ -7,6 +7,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -225,13 +226,23 @@ def _non_finite(matrix: LayerMatrix, slices: torch.Tensor) -> SkippedLayer | Non
 
 
 # Layers run concurrently only while their estimated working sets fit in this budget: small
-# layers share the cores, a large one (an LLM's 11008 x 4096) runs alone.
+# layers share the cores, two large ones (an LLM's 11008 x 4096) never run at once, and a large
+# one (an embedding table) runs beside small ones worth at most the budget.
 IN_FLIGHT_BYTES = 128 * 2**20
+# Finished layers waiting for an earlier, slower one to be reported, per worker: the workers keep
+# going while the head of the model order (often a large embedding) is still computing.
+AHEAD_PER_WORKER = 8
 
 
 def _working_set(matrix: LayerMatrix) -> int:
     """A float64-sized proxy of one layer's peak working set (weight read, windows, Grams)."""
     return 8 * matrix.rows * matrix.cols * matrix.num_slices
+
+
+def _fits_beside(running: list[int], candidate: int) -> bool:
+    """May a layer of working set ``candidate`` start beside layers of working sets ``running``?"""
+    sizes = running + [candidate]
+    return sum(sizes) - max(sizes) <= IN_FLIGHT_BYTES or len(sizes) == 1
 
 
 def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None
@@ -249,21 +260,30 @@ def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.de
 
 def _local_results(matrices: deque, params: AnalysisParams, target: torch.device | None
                    ) -> Iterator[LayerOutcome]:
-    """Layers on this machine's compute pool, as many in flight as there are workers, in order."""
+    """Layers on this machine's compute pool, reported in model order.
+
+    At most twice the workers' layers are computing or queued at once (within the memory
+    budget); more may have finished and wait for an earlier one to be reported.
+    """
     pool = compute_pool()
-    in_flight: deque = deque()  # (name, future, estimated bytes)
+    in_flight: deque = deque()  # (name, future, estimated bytes), in model order
+    ahead = AHEAD_PER_WORKER * workers()
     try:
         while matrices or in_flight:
-            # twice the workers: results are taken in model order, and a queued layer keeps a
-            # worker busy while an earlier, larger one finishes
-            while matrices and len(in_flight) < 2 * workers() and (
-                    not in_flight or sum(b for *_, b in in_flight) + _working_set(matrices[0])
-                    <= IN_FLIGHT_BYTES):
+            running = [b for _, f, b in in_flight if not f.done()]
+            while matrices and len(running) < 2 * workers() and len(in_flight) < ahead and (
+                    _fits_beside(running, _working_set(matrices[0]))):
                 matrix = matrices.popleft()
                 in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target),
                                   _working_set(matrix)))
+                running.append(_working_set(matrix))
                 del matrix
-            name, future, _ = in_flight.popleft()
+            name, future, _ = in_flight[0]
+            if not future.done() and matrices:
+                # wake when any layer finishes: a free worker may take the next one
+                wait([f for _, f, _ in in_flight if not f.done()], return_when=FIRST_COMPLETED)
+                continue
+            in_flight.popleft()
             yield name, future.result()
     finally:
         for _, future, _ in in_flight:  # abandoned (an error or a cancelled run): drop queued layers
