@@ -33,7 +33,7 @@ from farms_viz._cache import SPECTRA
 from farms_viz.matrices import LayerMatrix, iter_layers
 from farms_viz.pretrained import load_minilm
 from farms_viz._lapack import compute_pool
-from farms_viz.spectra import esd_eigenvalues, gram_eigenvalues, window_batch
+from farms_viz.spectra import gram_eigenvalues, window_batch
 from farms_viz.windows import window_grid
 
 
@@ -95,9 +95,15 @@ def bare_batched_eigenvalues(model, window=100, q=1.0, k=10):
 
 
 def bare_esd_eigenvalues(model):
-    """The standard ESD's floor: float64 Gram + eigvalsh per layer, same threading."""
+    """The standard ESD's floor: plain float64 Gram (one full product) + eigvalsh per layer,
+    with the same threading as farms_viz (layers in flight on the sequential-BLAS pool)."""
+    def one(item):
+        w = item.load()[0].to(torch.float64)
+        gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+        return torch.linalg.eigvalsh(gram)
+
     layers = [item for item in iter_layers(model) if isinstance(item, LayerMatrix)]
-    list(compute_pool().map(lambda item: esd_eigenvalues(item.load()), layers))
+    list(compute_pool().map(one, layers))
 
 
 def gpt2_small():
