@@ -1,6 +1,7 @@
 """GPU benchmark: a LLaMA-7B-shaped stack of random layers on CUDA.
 
     python benchmarks/bench_gpu.py [--layers 4]
+    python benchmarks/bench_gpu.py --device cpu --scale 16   # a small dry run of the same code
 
 Layers of 4096x4096 and 11008x4096 (i.i.d. Gaussian), FARMS with window 2000, q 1,
 windows_per_dim 10, peak fit. Prints seconds per layer and the achieved fraction of the GPU's
@@ -20,8 +21,8 @@ import farms_viz
 from farms_viz.engine.cache import SPECTRA
 
 
-def llama_like(layers: int, device: str) -> nn.Module:
-    shapes = [(4096, 4096), (11008, 4096)]
+def llama_like(layers: int, device: str, scale: int = 1) -> nn.Module:
+    shapes = [(4096 // scale, 4096 // scale), (11008 // scale, 4096 // scale)]
     blocks = nn.ModuleDict()
     for i in range(layers):
         out_features, in_features = shapes[i % 2]
@@ -31,50 +32,64 @@ def llama_like(layers: int, device: str) -> nn.Module:
     return blocks
 
 
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def bare_eigvalsh_seconds(batch: int, size: int, device: str) -> float:
     x = torch.randn(batch, size, size, device=device, dtype=torch.float64)
     gram = x @ x.transpose(-1, -2)
+    del x
     torch.linalg.eigvalsh(gram[:1])
-    torch.cuda.synchronize()
+    synchronize(device)
     start = time.perf_counter()
     for chunk in gram.split(10):
         torch.linalg.eigvalsh(chunk)
-    torch.cuda.synchronize()
+    synchronize(device)
     return time.perf_counter() - start
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--device", default="cuda", help="cuda (default), or cpu for a dry run")
+    parser.add_argument("--scale", type=int, default=1, help="divide the shapes and the window by this")
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
+    device = args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device: GPU benchmark skipped")
         return
-    device = "cuda"
-    print(f"GPU: {torch.cuda.get_device_name()}")
-    model = llama_like(args.layers, device)
-    farms_viz.analyze(model["layer0"], method="farms", window=256, progress=False)  # warm-up
+    window = 2000 // args.scale
+    print(f"device: {torch.cuda.get_device_name() if device.startswith('cuda') else device}")
+    model = llama_like(args.layers, device, args.scale)
+    farms_viz.analyze(model["layer0"], method="farms", window=256 // args.scale, progress=False)  # warm-up
     SPECTRA.clear()
     per_layer = []
-    torch.cuda.synchronize()
+    synchronize(device)
     start = time.perf_counter()
 
     def tick(done, total, name):
-        torch.cuda.synchronize()
+        synchronize(device)
         per_layer.append((name, time.perf_counter()))
 
-    result = farms_viz.analyze(model, method="farms", window=2000, q=1.0, windows_per_dim=10, fit="peak",
+    result = farms_viz.analyze(model, method="farms", window=window, q=1.0, windows_per_dim=10, fit="peak",
                                progress=tick)
-    floor = bare_eigvalsh_seconds(100, 2000, device)
+    frame = result.to_pandas().set_index("layer")
+    floor = bare_eigvalsh_seconds(100, window, device)
     previous = start
     for name, stamp in per_layer:
-        row = result.to_pandas().set_index("layer").loc[name]
+        row = frame.loc[name]
         seconds = stamp - previous
         previous = stamp
         print(f"{name}: {int(row.rows)}x{int(row.cols)}  {seconds:6.2f} s/layer  alpha {row.alpha:.3f}  "
               f"windows {int(row.num_windows)}  eigenvalue-throughput fraction {floor / seconds:5.2f}")
-    print(f"bare float64 eigvalsh of 100 Gram matrices of 2000x2000: {floor:.2f} s")
-    print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    total = per_layer[-1][1] - start
+    print(f"mean {total / len(per_layer):.2f} s/layer over {len(per_layer)} layers; "
+          f"eigenvalue-throughput fraction {floor * len(per_layer) / total:.2f}")
+    print(f"bare float64 eigvalsh of 100 Gram matrices of {window}x{window}: {floor:.2f} s")
+    if device.startswith("cuda"):
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 
 
 if __name__ == "__main__":

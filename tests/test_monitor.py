@@ -195,7 +195,9 @@ def test_a_training_loop_is_bit_for_bit_the_same_with_a_monitor(mode):
     _train(plain, None)
     _train(watched, monitor)
     monitor.wait()
-    assert monitor.steps[0] == 0 and monitor.steps[-1] == 11
+    # the last step is always recorded (wait() drains it); earlier ones may be replaced by a newer
+    # snapshot while the worker is busy (a loaded machine), and then are listed as dropped
+    assert monitor.steps and monitor.steps[-1] == 11
     assert sorted(monitor.steps + monitor.dropped_steps) == list(range(12))
     for (name, p), (_, q) in zip(plain.named_parameters(), watched.named_parameters()):
         assert torch.equal(p, q) and torch.equal(p.grad, q.grad), name

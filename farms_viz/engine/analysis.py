@@ -6,7 +6,8 @@ import logging
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -77,7 +78,6 @@ class LayerSpectrum:
     def row(self) -> dict:
         """This spectrum as one row of :meth:`Analysis.to_pandas`."""
         g = self.grid
-        farms = g is not None
         return {
             "layer": self.layer,
             "method": self.method,
@@ -91,12 +91,12 @@ class LayerSpectrum:
             "D": self.fit.D,
             "n_tail": self.fit.n_tail,
             "fit": self.fit.rule,
-            "num_windows": g.num_windows * self.num_slices if farms else self.num_slices,
-            "window_rows": g.window_rows if farms else self.rows,
-            "window_cols": g.window_cols if farms else self.cols,
-            "coverage": g.coverage if farms else 1.0,
-            "window_clamped": g.clamped if farms else False,
-            "covers_whole_matrix": g.covers_whole_matrix if farms else True,
+            "num_windows": g.num_windows * self.num_slices if g is not None else self.num_slices,
+            "window_rows": g.window_rows if g is not None else self.rows,
+            "window_cols": g.window_cols if g is not None else self.cols,
+            "coverage": g.coverage if g is not None else 1.0,
+            "window_clamped": g.clamped if g is not None else False,
+            "covers_whole_matrix": g.covers_whole_matrix if g is not None else True,
             **self.metrics,
         }
 
@@ -196,15 +196,15 @@ def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisPa
     ``weight_key`` (a fingerprint of the weight) enables the cache; None computes afresh.
     """
     out = []
-    common = dict(layer=matrix.name, kind=matrix.kind, rows=matrix.rows, cols=matrix.cols,
-                  num_slices=matrix.num_slices)
+    common: dict = dict(layer=matrix.name, kind=matrix.kind, rows=matrix.rows, cols=matrix.cols,
+                        num_slices=matrix.num_slices)
     scale = matrix.eigenvalue_scale
 
     def cached(key, compute):
         return compute() if weight_key is None else SPECTRA.get_or_compute(key, compute)
 
     if params.wants_esd:
-        key = ("esd", weight_key, scale)
+        key: tuple = ("esd", weight_key, scale)
         eig = cached(key, lambda: _finite(esd_eigenvalues(slices, scale)))
         fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
         out.append(LayerSpectrum(method="esd", eigenvalues=eig, fit=fit,
@@ -219,6 +219,10 @@ def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisPa
                                  window_eigenvalues=windows, metrics=spectral_metrics(eig, fit),
                                  **common))
     return out
+
+
+def _covers_whole(spectrum: LayerSpectrum) -> bool:
+    return spectrum.grid is not None and spectrum.grid.covers_whole_matrix
 
 
 class EigensolverError(ArithmeticError):
@@ -263,8 +267,12 @@ def _non_finite(matrix: LayerMatrix, slices: torch.Tensor) -> SkippedLayer | Non
 
 
 # Layers run concurrently only while their estimated working sets fit in this budget: small
-# layers share the cores, a large one (an LLM's 11008 x 4096) runs alone.
+# layers share the cores, two large ones (an LLM's 11008 x 4096) never run at once, and a large
+# one (an embedding table) runs beside small ones worth at most the budget.
 IN_FLIGHT_BYTES = 128 * 2**20
+# Finished layers waiting for an earlier, slower one to be reported, per worker: the workers keep
+# going while the head of the model order (often a large embedding) is still computing.
+AHEAD_PER_WORKER = 8
 
 
 def _working_set(matrix: LayerMatrix, params: AnalysisParams) -> int:
@@ -278,6 +286,12 @@ def _working_set(matrix: LayerMatrix, params: AnalysisParams) -> int:
         eigenvalues += 2 * pooled_eigenvalue_count(grid, matrix.num_slices)
         batch = min(CHUNK_BYTES, 8 * grid.num_windows * grid.window_rows * grid.window_cols)
     return weight + 8 * eigenvalues + batch
+
+
+def _fits_beside(running: list[int], candidate: int) -> bool:
+    """May a layer of working set ``candidate`` start beside layers of working sets ``running``?"""
+    sizes = running + [candidate]
+    return sum(sizes) - max(sizes) <= IN_FLIGHT_BYTES or len(sizes) == 1
 
 
 def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None
@@ -294,22 +308,31 @@ def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.de
 
 
 def _local_results(matrices: deque, params: AnalysisParams, target: torch.device | None
-                   ) -> Iterator[LayerOutcome]:
-    """Layers on this machine's compute pool, as many in flight as there are workers, in order."""
+                   ) -> Generator[LayerOutcome, None, None]:
+    """Layers on this machine's compute pool, reported in model order.
+
+    At most twice the workers' layers are computing or queued at once (within the memory
+    budget); more may have finished and wait for an earlier one to be reported.
+    """
     pool = compute_pool()
-    in_flight: deque = deque()  # (name, future, estimated bytes)
+    in_flight: deque = deque()  # (name, future, estimated bytes), in model order
+    ahead = AHEAD_PER_WORKER * workers()
     try:
         while matrices or in_flight:
-            # twice the workers: results are taken in model order, and a queued layer keeps a
-            # worker busy while an earlier, larger one finishes
-            while matrices and len(in_flight) < 2 * workers() and (
-                    not in_flight or sum(b for *_, b in in_flight) + _working_set(matrices[0], params)
-                    <= IN_FLIGHT_BYTES):
+            running = [b for _, f, b in in_flight if not f.done()]
+            while matrices and len(running) < 2 * workers() and len(in_flight) < ahead and (
+                    _fits_beside(running, _working_set(matrices[0], params))):
                 matrix = matrices.popleft()
-                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target),
-                                  _working_set(matrix, params)))
+                size = _working_set(matrix, params)
+                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target), size))
+                running.append(size)
                 del matrix
-            name, future, _ = in_flight.popleft()
+            name, future, _ = in_flight[0]
+            if not future.done() and matrices:
+                # wake when any layer finishes: a free worker may take the next one
+                wait([f for _, f, _ in in_flight if not f.done()], return_when=FIRST_COMPLETED)
+                continue
+            in_flight.popleft()
             yield name, future.result()
     finally:
         for _, future, _ in in_flight:  # abandoned (an error or a cancelled run): drop queued layers
@@ -346,7 +369,7 @@ def _in_flight_limit(executor: Executor) -> int:
 
 
 def _executor_results(matrices: deque, params: AnalysisParams, device: str | torch.device | None,
-                      executor: Executor) -> Iterator[LayerOutcome]:
+                      executor: Executor) -> Generator[LayerOutcome, None, None]:
     limit = _in_flight_limit(executor)
     device = str(device) if device is not None else None
     in_flight: deque = deque()  # (name, future or finished outcome), in model order
@@ -438,8 +461,9 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
     total = len(matrices)
     spectra: dict[tuple[str, str], LayerSpectrum] = {}
     layers: list[str] = []
-    results = (_local_results(matrices, params, target) if executor is None
-               else _executor_results(matrices, params, device, executor))
+    results: Generator[LayerOutcome, None, None] = (
+        _local_results(matrices, params, target) if executor is None
+        else _executor_results(matrices, params, device, executor))
     with progress_reporter(progress) as report:
         try:
             for done, (name, outcome) in enumerate(results, start=1):
@@ -459,7 +483,7 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
         raise NothingToAnalyzeError(
             "nothing to analyse: no Linear, Embedding, Conv or attention weight with at least 8 "
             f"eigenvalues passed. Skipped:\n{reasons}\nCheck include/exclude, or pass a model with such layers.")
-    whole = [n for n in layers if (n, "farms") in spectra and spectra[(n, "farms")].grid.covers_whole_matrix]
+    whole = [n for n in layers if (n, "farms") in spectra and _covers_whole(spectra[(n, "farms")])]
     if whole:
         warnings.warn(
             f"window {params.window} covers the whole matrix of {len(whole)} layer(s) "

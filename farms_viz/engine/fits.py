@@ -181,8 +181,8 @@ def fit_power_law(eigenvalues: np.ndarray, fit: str = "median") -> PowerLawFit:
     if fit == "peak":
         peak = peak_xmin(x)
         lower = np.log10(0.95 * peak)  # reference-compatible quirk: a log value compared to x
-        i = np.arange(x.size - 1)
-        candidates = i[(x[:-1] >= lower) & (x[:-1] <= 1.5 * peak) & (x[:-1] > 0)]
+        positions = np.arange(x.size - 1)
+        candidates = positions[(x[:-1] >= lower) & (x[:-1] <= 1.5 * peak) & (x[:-1] > 0)]
     elif fit == "ks":
         candidates = np.arange(x.size - 1)
     else:

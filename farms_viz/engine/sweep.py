@@ -69,6 +69,12 @@ def window_alphas(window_eigenvalues: np.ndarray, fit: str = "median") -> np.nda
     return out
 
 
+def _window_eigenvalues(spectrum) -> np.ndarray:
+    """A FARMS spectrum's per-window eigenvalues (always present for method 'farms')."""
+    assert spectrum.window_eigenvalues is not None, "a FARMS spectrum carries its windows' eigenvalues"
+    return spectrum.window_eigenvalues
+
+
 def _spread(alphas: np.ndarray) -> dict:
     finite = alphas[np.isfinite(alphas)]
     if finite.size == 0:
@@ -155,7 +161,7 @@ def sweep(model: nn.Module, windows: Sequence[int] = (32, 64, 100, 128, 256, 512
                     "window_clamped": bool(info["window_clamped"]),
                     "covers_whole_matrix": bool(info["covers_whole_matrix"]), "fit": fit,
                     "alpha": spectrum.fit.alpha, "esd_alpha": esd_alphas.get(layer, math.nan),
-                    **_spread(window_alphas(spectrum.window_eigenvalues, fit)),
+                    **_spread(window_alphas(_window_eigenvalues(spectrum), fit)),
                 })
             if report is not None:
                 report(done, len(settings), f"window={window} windows_per_dim={k} q={ratio}")

@@ -20,6 +20,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 import torch
 
@@ -340,7 +341,7 @@ def _find_state_dict(obj: object, wrapper: tuple[str, ...] = ()) -> tuple[str, .
     return None
 
 
-def _unwrap(obj: object, wrapper: tuple[str, ...]) -> Mapping:
+def _unwrap(obj: Any, wrapper: tuple[str, ...]) -> Mapping:
     for key in wrapper:
         obj = obj[key]
     return obj
