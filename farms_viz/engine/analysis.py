@@ -7,6 +7,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from .cache import SPECTRA, fingerprint
-from .cpu_threads import compute_pool, workers
+from .cpu_threads import background_pool, compute_pool, workers
 from .fits import PowerLawFit, fit_power_law
 from .matrices import LayerMatrix, SkippedLayer, iter_layers
 from .memory import release_free_memory
@@ -31,6 +32,7 @@ from .params import (
     AnalysisParams,
 )
 from .progress import ProgressCallback, progress_reporter
+from .run_control import RunControl
 from .spectra import esd_eigenvalues, farms_window_eigenvalues, pooled
 from .windows import WindowGrid, window_grid
 
@@ -186,10 +188,11 @@ def _fit(key: tuple, eigenvalues: np.ndarray, fit: str) -> PowerLawFit:
 
 
 def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisParams,
-                   weight_key: tuple | None = None) -> list[LayerSpectrum]:
+                   weight_key: tuple | None = None, control: RunControl | None = None) -> list[LayerSpectrum]:
     """The spectra of one layer's (num_slices, rows, cols) weight under ``params``.
 
     ``weight_key`` (a fingerprint of the weight) enables the cache; None computes afresh.
+    ``control`` hears of every batch of windows and may stop the computation between them.
     """
     out = []
     common = dict(layer=matrix.name, kind=matrix.kind, rows=matrix.rows, cols=matrix.cols,
@@ -208,13 +211,28 @@ def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisPa
     if params.wants_farms:
         grid = _grid_for(matrix, params)
         key = ("farms", weight_key, scale, grid)
-        windows = cached(key, lambda: farms_window_eigenvalues(slices, grid, scale))
+        on_batch = None if control is None else _batch_reporter(control, matrix.name,
+                                                                grid.num_windows * matrix.num_slices)
+        windows = cached(key, lambda: farms_window_eigenvalues(slices, grid, scale, on_batch))
         eig = cached(("pooled",) + key, lambda: pooled(windows))
         fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
         out.append(LayerSpectrum(method="farms", eigenvalues=eig, fit=fit, grid=grid,
                                  window_eigenvalues=windows, metrics=spectral_metrics(eig, fit),
                                  **common))
     return out
+
+
+def _batch_reporter(control: RunControl, layer: str, total: int) -> Callable[[int], None]:
+    """``on_batch`` for one layer: its windows done so far go to ``control`` (which may stop the run)."""
+    control.check()
+    done = 0
+
+    def report(count: int) -> None:
+        nonlocal done
+        done += count
+        control.windows_done(layer, done, total)
+
+    return report
 
 
 class Executor(Protocol):
@@ -243,33 +261,37 @@ def _working_set(matrix: LayerMatrix) -> int:
     return 8 * matrix.rows * matrix.cols * matrix.num_slices
 
 
-def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None
-                   ) -> list[LayerSpectrum] | SkippedLayer:
+def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None,
+                   control: RunControl | None = None) -> list[LayerSpectrum] | SkippedLayer:
+    if control is not None:
+        control.check()
     with torch.no_grad():
         slices = _load(matrix, target)
         key = fingerprint(slices)
         # a float64 sum of finite weights cannot overflow: a non-finite sum means NaN/Inf inside
         problem = None if np.isfinite(key.total) else _non_finite(matrix, slices)
-        outcome = problem or analyze_matrix(matrix, slices, params, key)
+        outcome = problem or analyze_matrix(matrix, slices, params, key, control)
         del slices
     release_free_memory()
     return outcome
 
 
-def _local_results(matrices: deque, params: AnalysisParams, target: torch.device | None
-                   ) -> Iterator[LayerOutcome]:
+def _local_results(matrices: deque, params: AnalysisParams, target: torch.device | None,
+                   control: RunControl | None = None) -> Iterator[LayerOutcome]:
     """Layers on this machine's compute pool, as many in flight as there are workers, in order."""
-    pool = compute_pool()
+    background = control is not None and control.background
+    pool = background_pool() if background else compute_pool()
+    slots = 1 if background else workers()
     in_flight: deque = deque()  # (name, future, estimated bytes)
     try:
         while matrices or in_flight:
             # twice the workers: results are taken in model order, and a queued layer keeps a
             # worker busy while an earlier, larger one finishes
-            while matrices and len(in_flight) < 2 * workers() and (
+            while matrices and len(in_flight) < 2 * slots and (
                     not in_flight or sum(b for *_, b in in_flight) + _working_set(matrices[0])
                     <= IN_FLIGHT_BYTES):
                 matrix = matrices.popleft()
-                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target),
+                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target, control),
                                   _working_set(matrix)))
                 del matrix
             name, future, _ = in_flight.popleft()
@@ -277,6 +299,9 @@ def _local_results(matrices: deque, params: AnalysisParams, target: torch.device
     finally:
         for _, future, _ in in_flight:  # abandoned (an error or a cancelled run): drop queued layers
             future.cancel()
+        if control is not None and control.cancelled:
+            # a stopped run ends when its layers have: they stop at their next batch of windows
+            wait_for_futures([future for _, future, _ in in_flight])
 
 
 def _unavailable() -> torch.Tensor:
@@ -309,11 +334,13 @@ def _in_flight_limit(executor: Executor) -> int:
 
 
 def _executor_results(matrices: deque, params: AnalysisParams, device: str | torch.device | None,
-                      executor: Executor) -> Iterator[LayerOutcome]:
+                      executor: Executor, control: RunControl | None = None) -> Iterator[LayerOutcome]:
     limit = _in_flight_limit(executor)
     device = str(device) if device is not None else None
     in_flight: deque = deque()  # (name, future or finished outcome), in model order
     while matrices or in_flight:
+        if control is not None:
+            control.check()
         while matrices and len(in_flight) < limit:
             matrix = matrices.popleft()
             with torch.no_grad():
@@ -336,7 +363,7 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
             stride: int | None = None, fit: str = DEFAULT_FIT, conv_norm: float = DEFAULT_CONV_NORM,
             device: str | torch.device | None = None, include: Sequence[str] | str | None = None,
             exclude: Sequence[str] | str | None = None, progress: bool | ProgressCallback = True,
-            executor: Executor | None = None) -> Analysis:
+            executor: Executor | None = None, control: RunControl | None = None) -> Analysis:
     """Standard ESD and/or FARMS of every weight matrix of ``model``.
 
     Parameters
@@ -357,6 +384,10 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
         futures with ``result()``), e.g. a ``dask.distributed.Client``: each layer's spectra are
         computed there (on ``device``, if given) with the same results as locally. A bounded
         number of layers is in flight at once. None computes here.
+    control : a :class:`~farms_viz.engine.run_control.RunControl`: a cancel flag checked between
+        batches of windows and between layers (``analyze`` then raises ``AnalysisCancelled``),
+        window-by-window progress, each layer's result as it completes, and the background
+        thread. With an executor, only the checks between layers apply.
 
     Returns
     -------
@@ -386,8 +417,8 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
     total = len(matrices)
     spectra: dict[tuple[str, str], LayerSpectrum] = {}
     layers: list[str] = []
-    results = (_local_results(matrices, params, target) if executor is None
-               else _executor_results(matrices, params, device, executor))
+    results = (_local_results(matrices, params, target, control) if executor is None
+               else _executor_results(matrices, params, device, executor, control))
     with progress_reporter(progress) as report:
         try:
             for done, (name, outcome) in enumerate(results, start=1):
@@ -397,6 +428,9 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
                     for spectrum in outcome:
                         spectra[(name, spectrum.method)] = spectrum
                     layers.append(name)
+                if control is not None:
+                    control.layer_done(name, outcome)
+                    control.check()
                 if report is not None:
                     report(done, total, name)
         finally:

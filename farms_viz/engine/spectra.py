@@ -7,6 +7,8 @@ float32 flips the argmin of the peak and KS fits on some layers).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -19,6 +21,10 @@ CHUNK_BYTES = 256 * 2**20
 COMPUTE_DTYPE = torch.float64
 # Size of one float64 block of a large matrix while its Gram matrix is accumulated (bytes).
 GRAM_BLOCK_BYTES = 16 * 2**20
+# Work of one window batch (multiply-adds of the Grams, n^3 per eigenvalue problem and a fixed
+# cost per window): about 0.1 s on one core, so a run stops within a fraction of a second.
+BATCH_WORK = 2**28
+WINDOW_WORK = 2**15
 
 
 def gram_eigenvalues(batch: torch.Tensor) -> torch.Tensor:
@@ -78,25 +84,35 @@ def window_batch(slices: torch.Tensor, grid: WindowGrid) -> torch.Tensor:
     return windows.reshape(s * grid.num_windows, grid.window_rows, grid.window_cols)
 
 
-def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: float = 1.0) -> np.ndarray:
+def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: float = 1.0,
+                             on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """Eigenvalues of every FARMS window: a (num_slices * num_windows, min(m, w)) array.
 
-    Each row is one window's ESD (ascending); pooling them gives the FARMS ESD.
+    Each row is one window's ESD (ascending); pooling them gives the FARMS ESD. Windows go
+    through in batches bounded in bytes and in work; ``on_batch(windows)`` is called after each
+    batch with its window count (it may raise to stop the computation there).
     """
     dtype = COMPUTE_DTYPE
     s = slices.shape[0]
     rows = torch.as_tensor(window_index(grid.row_starts, grid.window_rows), device=slices.device)
     cols = torch.as_tensor(window_index(grid.col_starts, grid.window_cols), device=slices.device)
-    per_window = grid.window_rows * grid.window_cols * 8
-    per_row_block = len(grid.col_starts) * per_window  # one row of windows, one slice
-    rows_per_chunk = max(1, CHUNK_BYTES // max(1, per_row_block))
+    m, w = grid.window_rows, grid.window_cols
+    n = min(m, w)
+    windows_per_chunk = max(1, min(CHUNK_BYTES // (m * w * 8), BATCH_WORK // (m * w * n + n**3 + WINDOW_WORK)))
+    # whole rows of windows when they fit, else parts of one row
+    rows_per_chunk = max(1, windows_per_chunk // len(grid.col_starts))
+    cols_per_chunk = min(len(grid.col_starts), windows_per_chunk)
     out = []
     for si in range(s):
         for r0 in range(0, len(grid.row_starts), rows_per_chunk):
             r_idx = rows[r0:r0 + rows_per_chunk]
-            block = slices[si][r_idx[:, None, :, None], cols[None, :, None, :]].to(dtype)
-            block = block.reshape(-1, grid.window_rows, grid.window_cols)
-            out.append(gram_eigenvalues(block))
+            for c0 in range(0, len(grid.col_starts), cols_per_chunk):
+                c_idx = cols[c0:c0 + cols_per_chunk]
+                block = slices[si][r_idx[:, None, :, None], c_idx[None, :, None, :]].to(dtype)
+                block = block.reshape(-1, m, w)
+                out.append(gram_eigenvalues(block))
+                if on_batch is not None:
+                    on_batch(block.shape[0])
     eig = torch.cat(out, dim=0)
     if scale != 1.0:
         eig = eig * scale
