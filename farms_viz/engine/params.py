@@ -24,7 +24,7 @@ PARAMETER_RULES: dict[str, dict[str, Any]] = {
     "q": {"integer": False, "above": 0, "hint": "the window's columns per row, e.g. 1.0"},
     "windows_per_dim": {"integer": True, "min": 1, "hint": "use 1 for a single window at the origin"},
     "stride": {"integer": True, "min": 1, "nullable": True,
-               "hint": "or leave it empty (None) for the windows_per_dim grid"},
+               "hint": "or leave it empty (None) for the k x k grid"},
 }
 
 
