@@ -3,12 +3,10 @@ are sent, a costly run waiting for "run anyway", and Stop."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 
 import pytest
-from _lab import SCREENSHOTS, open_notebook, run_all_cells, write_notebook
+from _lab import SCREENSHOTS, forget_workspaces, open_notebook, run_all_cells, stop_kernels, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,19 +20,10 @@ ROOT = ".farms-viz"
 STRIDE = f"{ROOT} input[name='stride']"
 
 
-def _api(lab, method: str, path: str):
-    request = urllib.request.Request(f"{lab.url}{path}?token={lab.token}", method=method)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
 @pytest.fixture(scope="module")
 def page(_browser, lab):
     """One notebook for the module (a kernel start is slow here); each test sets the state it needs."""
-    # no saved workspace: JupyterLab would reopen the notebooks of earlier tests beside this one
-    for workspace in _api(lab, "GET", "lab/api/workspaces").get("workspaces", {}).get("ids", []):
-        _api(lab, "DELETE", f"lab/api/workspaces/{workspace}")
+    forget_workspaces(lab)  # JupyterLab would reopen the notebooks of earlier tests beside this one
     write_notebook(lab.root_dir / "runtime.ipynb", NOTEBOOK)
     context = _browser.new_context(viewport={"width": 1400, "height": 2400})
     page = context.new_page()
@@ -47,9 +36,7 @@ def page(_browser, lab):
     _wait_idle(page)
     yield page
     context.close()
-    for session in _api(lab, "GET", "api/sessions"):  # its kernel, too
-        if session.get("path", "").endswith("runtime.ipynb"):
-            _api(lab, "DELETE", f"api/sessions/{session['id']}")
+    stop_kernels(lab, "runtime.ipynb")
 
 
 def _wait_idle(page) -> None:

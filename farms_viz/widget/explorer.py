@@ -67,7 +67,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BUDGET_S = 20.0
 # A change estimated to take at least this long shows a provisional result (coarse grid) first.
 PROVISIONAL_MIN_S = 0.4
-# While nothing is on screen yet, a long run shows the layers done so far this often (seconds).
+# While nothing is on screen yet, a run estimated (or found) to take longer than PARTIAL_AFTER_S
+# shows the layers done so far every PARTIAL_EVERY_S, or every quarter of the time so far if longer.
+PARTIAL_AFTER_S = 10.0
 PARTIAL_EVERY_S = 2.5
 # Idle this long before computing the neighbouring slider values.
 PREFETCH_DELAY_S = 0.5
@@ -89,8 +91,9 @@ class Explorer(anywidget.AnyWidget):
     Parameters
     ----------
     model : an ``nn.Module`` or a state dict. Read, never modified; ``refresh()`` re-reads it.
-    budget_s : a run estimated to take longer than this (seconds) waits for ``run_anyway()``
-        (the "run anyway" button); None: no limit. A trait: change it at any time.
+    budget_s : a change of settings whose run is estimated to take longer than this (seconds)
+        waits for ``run_anyway()`` (the "run anyway" button); None: no limit. A trait: change it at
+        any time. The first analysis and ``refresh()`` run whatever their estimate (``stop()`` ends them).
     prefetch : while idle, compute the values one slider step away (window, Q, k) on a
         low-priority thread, so that a step answers at once.
     provisional : a change whose result is not ready shows a coarse one first (a 3 x 3 grid of
@@ -215,7 +218,7 @@ class Explorer(anywidget.AnyWidget):
         self.on_msg(self._on_custom_message)
         # neither ipywidgets' registry nor the worker keeps an Explorer nobody uses alive
         self._finalizer = lifetime.hold_weakly(self, self._runner.close)
-        self._schedule("analysing")
+        self._schedule("analysing", force=True)  # asked for by creating the Explorer: Stop can end it
 
     # ----- public API -----------------------------------------------------------------
     @property
@@ -257,7 +260,7 @@ class Explorer(anywidget.AnyWidget):
             self._fitted.clear()
             self._esd_cached = False
             self._ahead.clear()
-        self._schedule("re-reading the weights")
+        self._schedule("re-reading the weights", force=True)
 
     def stop(self) -> None:
         """Stop the run in progress, within a fraction of a second; the last complete results stay.
@@ -538,7 +541,7 @@ class Explorer(anywidget.AnyWidget):
         def on_layer(name: str, outcome: Any) -> None:
             progress.layer(name, outcome)
             partial.add(name, outcome)
-            if self._exact is None and partial.due():  # nothing on screen yet: show what is done
+            if self._exact is None and partial.due(cost.seconds):  # nothing on screen yet: show what is done
                 self._show(generation, _prepare(partial.analysis(), self.selected_layer, ""), "partial",
                            f"partial: {len(partial.layers)} of {len(self._layers)} layers after "
                            f"{format_seconds(time.perf_counter() - started)}; computing the rest")
@@ -611,8 +614,10 @@ class Explorer(anywidget.AnyWidget):
         datasets = dict(prepared.datasets)
         if layer != prepared.layer:
             datasets.update(spectrum_datasets(analysis, layer))
-        specs = dict(explorer_specs(len(analysis.layers)))
-        allocation = self._allocation_state(analysis)
+        partial = kind == "partial"
+        # a partial result is drawn in the charts of the whole model: one spec, no re-embedding
+        specs = dict(explorer_specs(len(self._layers) if partial else len(analysis.layers)))
+        allocation = None if partial else self._allocation_state(analysis)
         if allocation is not None and allocation[1]:
             specs["allocation"] = allocation[0]
             datasets.update(allocation[1])
@@ -834,11 +839,15 @@ class _PartialRun:
             self.spectra[(name, spectrum.method)] = spectrum
         self.layers.append(name)
 
-    def due(self) -> bool:
-        """Time to show the layers done so far (every PARTIAL_EVERY_S)."""
-        if not self.layers or time.perf_counter() - self._shown < PARTIAL_EVERY_S:
+    def due(self, estimate: float) -> bool:
+        """Time to show the layers done so far (see PARTIAL_AFTER_S and PARTIAL_EVERY_S)."""
+        now = time.perf_counter()
+        elapsed = now - self._started
+        if not self.layers or max(estimate, elapsed) < PARTIAL_AFTER_S:
             return False
-        self._shown = time.perf_counter()
+        if now - self._shown < max(PARTIAL_EVERY_S, elapsed / 4):
+            return False
+        self._shown = now
         return True
 
     def analysis(self) -> Analysis:
