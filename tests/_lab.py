@@ -140,3 +140,24 @@ def run_all_cells(page, timeout: float = 180_000) -> None:
 
 def chromium_available() -> bool:
     return CHROMIUM.exists() or shutil.which("chromium") == str(CHROMIUM)
+
+
+def lab_api(lab: Lab, method: str, path: str):
+    """One call of the server's REST API (``path`` without the leading /); the JSON answer or None."""
+    request = urllib.request.Request(f"{lab.url}{path}?token={lab.token}", method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+def forget_workspaces(lab: Lab) -> None:
+    """Delete the saved workspaces: JupyterLab would reopen earlier notebooks beside the next one."""
+    for workspace in lab_api(lab, "GET", "lab/api/workspaces").get("workspaces", {}).get("ids", []):
+        lab_api(lab, "DELETE", f"lab/api/workspaces/{workspace}")
+
+
+def stop_kernels(lab: Lab, notebook: str | None = None) -> None:
+    """Shut down the kernel of ``notebook`` (every kernel when None)."""
+    for session in lab_api(lab, "GET", "api/sessions"):
+        if notebook is None or session.get("path", "").endswith(notebook):
+            lab_api(lab, "DELETE", f"api/sessions/{session['id']}")

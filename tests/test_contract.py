@@ -78,6 +78,8 @@ def test_the_explorer_handles_exactly_the_contract_messages(monkeypatch):
     monkeypatch.setattr(explorer, "refresh", lambda: called.append("refresh"))
     monkeypatch.setattr(explorer, "save_allocation", lambda: called.append("save_allocation"))
     monkeypatch.setattr(explorer, "run_sweep", lambda: called.append("run_sweep"))
+    monkeypatch.setattr(explorer, "stop", lambda: called.append("stop"))
+    monkeypatch.setattr(explorer, "run_anyway", lambda: called.append("run_anyway"))
     for name in contract.MESSAGES:
         explorer._on_custom_message(explorer, {"type": name}, [])
     assert called == list(contract.MESSAGES)

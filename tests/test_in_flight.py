@@ -41,15 +41,15 @@ def test_workers_keep_going_while_the_first_layer_computes(two_workers, monkeypa
     first_done = threading.Event()
     started_before_first_done = []
 
-    def compute(matrix, params, target):
+    def compute(matrix, params, target, control=None):
         if matrix.name == "0":
             time.sleep(1.0)
-            outcome = real(matrix, params, target)
+            outcome = real(matrix, params, target, control)
             first_done.set()
             return outcome
         if not first_done.is_set():
             started_before_first_done.append(matrix.name)
-        return real(matrix, params, target)
+        return real(matrix, params, target, control)
 
     monkeypatch.setattr(analysis, "_compute_layer", compute)
     torch.manual_seed(0)
@@ -66,13 +66,13 @@ def test_large_layers_run_one_at_a_time(two_workers, monkeypatch):
     running, most = [], [0]
     lock = threading.Lock()
 
-    def compute(matrix, params, target):
+    def compute(matrix, params, target, control=None):
         with lock:
             running.append(matrix.name)
             most[0] = max(most[0], len(running))
         time.sleep(0.05)
         try:
-            return real(matrix, params, target)
+            return real(matrix, params, target, control)
         finally:
             with lock:
                 running.remove(matrix.name)

@@ -18,7 +18,7 @@ from torch import nn
 
 from . import windows as _windows
 from .cache import SPECTRA, fingerprint
-from .cpu_threads import compute_pool, workers
+from .cpu_threads import background_pool, compute_pool, workers
 from .fits import PowerLawFit, fit_power_law
 from .matrices import LayerMatrix, SkippedLayer, iter_layers
 from .memory import release_free_memory
@@ -36,6 +36,7 @@ from .params import (
     check_patterns,
 )
 from .progress import ProgressCallback, progress_reporter
+from .run_control import RunControl
 from .spectra import CHUNK_BYTES, esd_eigenvalues, farms_window_eigenvalues, pooled
 from .windows import WindowGrid, check_pooled_size, pooled_eigenvalue_count, window_grid
 
@@ -190,10 +191,11 @@ def _fit(key: tuple, eigenvalues: np.ndarray, fit: str) -> PowerLawFit:
 
 
 def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisParams,
-                   weight_key: tuple | None = None) -> list[LayerSpectrum]:
+                   weight_key: tuple | None = None, control: RunControl | None = None) -> list[LayerSpectrum]:
     """The spectra of one layer's (num_slices, rows, cols) weight under ``params``.
 
     ``weight_key`` (a fingerprint of the weight) enables the cache; None computes afresh.
+    ``control`` hears of every batch of windows and may stop the computation between them.
     """
     out = []
     common: dict = dict(layer=matrix.name, kind=matrix.kind, rows=matrix.rows, cols=matrix.cols,
@@ -212,7 +214,9 @@ def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisPa
     if params.wants_farms:
         grid = _grid_for(matrix, params)
         key = ("farms", weight_key, scale, grid)
-        windows = cached(key, lambda: _finite(farms_window_eigenvalues(slices, grid, scale)))
+        on_batch = None if control is None else _batch_reporter(control, matrix.name,
+                                                                grid.num_windows * matrix.num_slices)
+        windows = cached(key, lambda: _finite(farms_window_eigenvalues(slices, grid, scale, on_batch)))
         eig = cached(("pooled",) + key, lambda: pooled(windows))
         fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
         out.append(LayerSpectrum(method="farms", eigenvalues=eig, fit=fit, grid=grid,
@@ -236,10 +240,11 @@ def _finite(eigenvalues: np.ndarray) -> np.ndarray:
 
 
 def _spectra_or_skip(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisParams,
-                     weight_key: tuple | None) -> list[LayerSpectrum] | SkippedLayer:
+                     weight_key: tuple | None, control: RunControl | None = None
+                     ) -> list[LayerSpectrum] | SkippedLayer:
     """The layer's spectra, or a SkippedLayer saying why its eigenvalues could not be computed."""
     try:
-        return analyze_matrix(matrix, slices, params, weight_key)
+        return analyze_matrix(matrix, slices, params, weight_key, control)
     except (torch.linalg.LinAlgError, EigensolverError) as error:
         largest = float(slices.abs().max()) if slices.numel() else 0.0
         what = " ".join(str(error).split())[:160]
@@ -248,6 +253,19 @@ def _spectra_or_skip(matrix: LayerMatrix, slices: torch.Tensor, params: Analysis
         log.warning("layer %s skipped: %s", matrix.name, what)
         return SkippedLayer(matrix.name, matrix.kind, tuple(slices.shape[1:]),
                             f"eigenvalues could not be computed ({what}); largest |entry| {largest:.3g}: {hint}")
+
+
+def _batch_reporter(control: RunControl, layer: str, total: int) -> Callable[[int], None]:
+    """``on_batch`` for one layer: its windows done so far go to ``control`` (which may stop the run)."""
+    control.check()
+    done = 0
+
+    def report(count: int) -> None:
+        nonlocal done
+        done += count
+        control.windows_done(layer, done, total)
+
+    return report
 
 
 class Executor(Protocol):
@@ -294,37 +312,43 @@ def _fits_beside(running: list[int], candidate: int) -> bool:
     return sum(sizes) - max(sizes) <= IN_FLIGHT_BYTES or len(sizes) == 1
 
 
-def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None
-                   ) -> list[LayerSpectrum] | SkippedLayer:
+def _compute_layer(matrix: LayerMatrix, params: AnalysisParams, target: torch.device | None,
+                   control: RunControl | None = None) -> list[LayerSpectrum] | SkippedLayer:
+    if control is not None:
+        control.check()
     with torch.no_grad():
         slices = _load(matrix, target)
         key = fingerprint(slices)
         # a float64 sum of finite weights cannot overflow: a non-finite sum means NaN/Inf inside
         problem = None if np.isfinite(key.total) else _non_finite(matrix, slices)
-        outcome = problem or _spectra_or_skip(matrix, slices, params, key)
+        outcome = problem or _spectra_or_skip(matrix, slices, params, key, control)
         del slices
     release_free_memory()
     return outcome
 
 
-def _local_results(matrices: deque, params: AnalysisParams, target: torch.device | None
-                   ) -> Generator[LayerOutcome, None, None]:
-    """Layers on this machine's compute pool, reported in model order.
+def _local_results(matrices: deque, params: AnalysisParams, target: torch.device | None,
+                   control: RunControl | None = None) -> Generator[LayerOutcome, None, None]:
+    """Layers on this machine's compute pool (one background thread for a background run),
+    reported in model order.
 
     At most twice the workers' layers are computing or queued at once (within the memory
     budget); more may have finished and wait for an earlier one to be reported.
     """
-    pool = compute_pool()
+    background = control is not None and control.background
+    pool = background_pool() if background else compute_pool()
+    slots = 1 if background else workers()
     in_flight: deque = deque()  # (name, future, estimated bytes), in model order
-    ahead = AHEAD_PER_WORKER * workers()
+    ahead = AHEAD_PER_WORKER * slots
     try:
         while matrices or in_flight:
             running = [b for _, f, b in in_flight if not f.done()]
-            while matrices and len(running) < 2 * workers() and len(in_flight) < ahead and (
+            while matrices and len(running) < 2 * slots and len(in_flight) < ahead and (
                     _fits_beside(running, _working_set(matrices[0], params))):
                 matrix = matrices.popleft()
                 size = _working_set(matrix, params)
-                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target), size))
+                in_flight.append((matrix.name, pool.submit(_compute_layer, matrix, params, target, control),
+                                  size))
                 running.append(size)
                 del matrix
             name, future, _ = in_flight[0]
@@ -337,6 +361,9 @@ def _local_results(matrices: deque, params: AnalysisParams, target: torch.device
     finally:
         for _, future, _ in in_flight:  # abandoned (an error or a cancelled run): drop queued layers
             future.cancel()
+        if control is not None and control.cancelled:
+            # a stopped run ends when its layers have: they stop at their next batch of windows
+            wait([future for _, future, _ in in_flight])
 
 
 def _unavailable() -> torch.Tensor:
@@ -369,11 +396,14 @@ def _in_flight_limit(executor: Executor) -> int:
 
 
 def _executor_results(matrices: deque, params: AnalysisParams, device: str | torch.device | None,
-                      executor: Executor) -> Generator[LayerOutcome, None, None]:
+                      executor: Executor, control: RunControl | None = None
+                      ) -> Generator[LayerOutcome, None, None]:
     limit = _in_flight_limit(executor)
     device = str(device) if device is not None else None
     in_flight: deque = deque()  # (name, future or finished outcome), in model order
     while matrices or in_flight:
+        if control is not None:
+            control.check()
         while matrices and len(in_flight) < limit:
             matrix = matrices.popleft()
             with torch.no_grad():
@@ -396,7 +426,8 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
             stride: int | None = None, fit: str = DEFAULT_FIT, conv_norm: float = DEFAULT_CONV_NORM,
             device: str | torch.device | None = None, include: Sequence[str] | str | None = None,
             exclude: Sequence[str] | str | None = None, progress: bool | ProgressCallback = True,
-            executor: Executor | None = None, max_eigenvalues: int | None = None) -> Analysis:
+            executor: Executor | None = None, max_eigenvalues: int | None = None,
+            control: RunControl | None = None) -> Analysis:
     """Standard ESD and/or FARMS of every weight matrix of ``model``.
 
     Parameters
@@ -422,6 +453,10 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
         ``farms_viz.engine.windows.MAX_POOLED_EIGENVALUES``, 20 million: 160 MB of float64). A
         setting above it on any layer is refused before anything is computed, with the count
         and the stride and windows_per_dim that would fit.
+    control : a :class:`~farms_viz.engine.run_control.RunControl`: a cancel flag checked between
+        batches of windows and between layers (``analyze`` then raises ``AnalysisCancelled``),
+        window-by-window progress, each layer's result as it completes, and the background
+        thread. With an executor, only the checks between layers apply.
 
     Returns
     -------
@@ -462,8 +497,8 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
     spectra: dict[tuple[str, str], LayerSpectrum] = {}
     layers: list[str] = []
     results: Generator[LayerOutcome, None, None] = (
-        _local_results(matrices, params, target) if executor is None
-        else _executor_results(matrices, params, device, executor))
+        _local_results(matrices, params, target, control) if executor is None
+        else _executor_results(matrices, params, device, executor, control))
     with progress_reporter(progress) as report:
         try:
             for done, (name, outcome) in enumerate(results, start=1):
@@ -473,6 +508,9 @@ def analyze(model: nn.Module | Mapping[str, torch.Tensor], *, method: str = DEFA
                     for spectrum in outcome:
                         spectra[(name, spectrum.method)] = spectrum
                     layers.append(name)
+                if control is not None:
+                    control.layer_done(name, outcome)
+                    control.check()
                 if report is not None:
                     report(done, total, name)
         finally:

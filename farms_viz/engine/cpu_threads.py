@@ -20,7 +20,9 @@ for one thread afterwards; torch does not initialise a thread twice. The user's 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,6 +31,10 @@ import torch
 
 # From this size on, one eigenvalue problem has enough work for MKL's own threads.
 THREADED_MIN_SIZE = 1024
+
+log = logging.getLogger(__name__)
+# Added to the background thread's nice value (Linux): it then gets a small share of a busy core.
+BACKGROUND_NICE = 10
 
 _LIB_DIR = os.path.join(os.path.dirname(torch.__file__), "lib")
 _state = threading.local()
@@ -105,6 +111,45 @@ def compute_pool() -> ThreadPoolExecutor:
             _POOL = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="farms_viz",
                                        initializer=_make_sequential)
         return _POOL
+
+
+_BACKGROUND: ThreadPoolExecutor | None = None
+
+
+def lower_priority(increment: int = BACKGROUND_NICE) -> bool:
+    """Raise the calling thread's nice value by ``increment`` (Linux only); True if done.
+
+    Raising it needs no privilege; lowering it back would, so only a thread that does
+    low-priority work for its whole life calls this.
+    """
+    if not sys.platform.startswith("linux") or increment <= 0:
+        return False
+    try:
+        thread = threading.get_native_id()  # on Linux a thread id is a valid PRIO_PROCESS target
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + increment))
+        return True
+    except (OSError, AttributeError) as error:
+        log.debug("could not lower the background thread's priority: %s", error)
+        return False
+
+
+def _start_background_thread() -> None:
+    _make_sequential()
+    lower_priority()
+
+
+def background_pool() -> ThreadPoolExecutor:
+    """One thread at a lower CPU priority, with sequential BLAS/LAPACK (created on first use).
+
+    For work that may wait (precomputing the next slider values): when the cores are busy the
+    scheduler serves every other thread first.
+    """
+    global _BACKGROUND
+    with _POOL_LOCK:
+        if _BACKGROUND is None:
+            _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="farms_viz-background",
+                                             initializer=_start_background_thread)
+        return _BACKGROUND
 
 
 @contextmanager

@@ -21,6 +21,18 @@ DEFAULT_WINDOWS_PER_DIM = 10
 DEFAULT_FIT = "median"
 DEFAULT_CONV_NORM = 0.5
 
+# The numeric FARMS parameters' rules as data, for front ends that check a value before sending
+# it (the Explorer's fields): "integer" (whole numbers only; 2.0 counts), "min" (smallest
+# allowed), "above" (values must exceed it), "nullable" (None allowed), "hint" (what to do).
+# AnalysisParams enforces exactly these (tests/test_parameter_rules.py checks the boundaries).
+PARAMETER_RULES: dict[str, dict[str, Any]] = {
+    "window": {"integer": True, "min": 2, "hint": "a window needs at least 2 rows"},
+    "q": {"integer": False, "above": 0, "hint": "the window's columns per row, e.g. 1.0"},
+    "windows_per_dim": {"integer": True, "min": 1, "hint": "use 1 for a single window at the origin"},
+    "stride": {"integer": True, "min": 1, "nullable": True,
+               "hint": "or leave it empty (None) for the k x k grid"},
+}
+
 
 @dataclass(frozen=True)
 class AnalysisParams:

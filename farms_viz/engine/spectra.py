@@ -7,6 +7,8 @@ float32 flips the argmin of the peak and KS fits on some layers).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -21,6 +23,10 @@ COMPUTE_DTYPE = torch.float64
 GRAM_BLOCK_BYTES = 16 * 2**20
 # Narrowest column block of a Gram matrix computed block by block (one triangle only).
 SYMMETRIC_BLOCK = 192
+# Work of one window batch (multiply-adds of the Grams, n^3 per eigenvalue problem and a fixed
+# cost per window): about 0.1 s on one core, so a run stops within a fraction of a second.
+BATCH_WORK = 2**28
+WINDOW_WORK = 2**15
 
 
 def gram_eigenvalues(batch: torch.Tensor) -> torch.Tensor:
@@ -114,15 +120,20 @@ def window_batch(slices: torch.Tensor, grid: WindowGrid, dtype: torch.dtype | No
     return torch.cat([_windows_of_rows(matrix, grid, grid.row_starts, dtype) for matrix in slices])
 
 
-def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: float = 1.0) -> np.ndarray:
+def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: float = 1.0,
+                             on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """Eigenvalues of every FARMS window: a (num_slices * num_windows, min(m, w)) array.
 
-    Each row is one window's ESD (ascending); pooling them gives the FARMS ESD.
+    Each row is one window's ESD (ascending); pooling them gives the FARMS ESD. Windows go
+    through in batches bounded in bytes and in work; ``on_batch(windows)`` is called after each
+    batch with its window count (it may raise to stop the computation there).
     """
     dtype = COMPUTE_DTYPE
-    # batches of at most CHUNK_BYTES of float64 windows: whole rows of windows when they fit,
-    # else parts of one row (a stride-1 grid's row alone can exceed the budget)
-    windows_per_chunk = max(1, CHUNK_BYTES // (grid.window_rows * grid.window_cols * 8))
+    m, w = grid.window_rows, grid.window_cols
+    n = min(m, w)
+    # batches of at most CHUNK_BYTES of float64 windows and BATCH_WORK of arithmetic: whole rows
+    # of windows when they fit, else parts of one row (a stride-1 grid's row alone can exceed it)
+    windows_per_chunk = max(1, min(CHUNK_BYTES // (m * w * 8), BATCH_WORK // (m * w * n + n**3 + WINDOW_WORK)))
     rows_per_chunk = max(1, windows_per_chunk // len(grid.col_starts))
     cols_per_chunk = min(len(grid.col_starts), windows_per_chunk)
     out = []
@@ -131,7 +142,10 @@ def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: floa
             row_starts = grid.row_starts[r0:r0 + rows_per_chunk]
             for c0 in range(0, len(grid.col_starts), cols_per_chunk):
                 col_starts = grid.col_starts[c0:c0 + cols_per_chunk]
-                out.append(gram_eigenvalues(_windows_of_rows(matrix, grid, row_starts, dtype, col_starts)))
+                block = _windows_of_rows(matrix, grid, row_starts, dtype, col_starts)
+                out.append(gram_eigenvalues(block))
+                if on_batch is not None:
+                    on_batch(block.shape[0])
     eig = torch.cat(out, dim=0)
     if scale != 1.0:
         eig = eig * scale

@@ -22,6 +22,7 @@ from .analysis import analyze
 from .fits import fit_power_law
 from .params import DEFAULT_CONV_NORM, DEFAULT_FIT, AnalysisParams
 from .progress import ProgressCallback, progress_reporter
+from .run_control import RunControl
 
 SWEEP_COLUMNS = [
     "layer", "kind", "rows", "cols", "window", "windows_per_dim", "q", "window_rows", "window_cols",
@@ -100,7 +101,8 @@ def sweep(model: nn.Module, windows: Sequence[int] = (32, 64, 100, 128, 256, 512
           windows_per_dim: Sequence[int] | int = (10,), q: Sequence[float] | float = (1.0,), *,
           fit: str = DEFAULT_FIT, esd: bool = True, include: Sequence[str] | str | None = None,
           exclude: Sequence[str] | str | None = None, conv_norm: float = DEFAULT_CONV_NORM,
-          device: str | torch.device | None = None, progress: bool | ProgressCallback = False) -> pd.DataFrame:
+          device: str | torch.device | None = None, progress: bool | ProgressCallback = False,
+          control: RunControl | None = None) -> pd.DataFrame:
     """Alpha of every layer at every (window, windows_per_dim, q) setting, with its spread.
 
     Parameters
@@ -113,6 +115,8 @@ def sweep(model: nn.Module, windows: Sequence[int] = (32, 64, 100, 128, 256, 512
     esd : also report the standard-ESD alpha of each layer (computed once) as ``esd_alpha``.
     include, exclude, conv_norm, device : as for :func:`farms_viz.analyze`.
     progress : True for a tqdm bar over settings, or a callback ``f(done, total, label)``.
+    control : a :class:`~farms_viz.engine.run_control.RunControl` passed to every analysis (a
+        cancel flag checked between batches of windows).
 
     Returns
     -------
@@ -146,7 +150,7 @@ def sweep(model: nn.Module, windows: Sequence[int] = (32, 64, 100, 128, 256, 512
                 warnings.filterwarnings("ignore", message=r"window \d+ covers the whole matrix")
                 result = analyze(model, method=method, window=window, q=ratio, windows_per_dim=k, fit=fit,
                                  conv_norm=conv_norm, device=device, include=include, exclude=exclude,
-                                 progress=False)
+                                 progress=False, control=control)
             if method == "both":
                 esd_alphas = result.alphas("esd")
             frame = result.to_pandas().set_index(["layer", "method"])

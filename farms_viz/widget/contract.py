@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..charts.style import METHOD_LABELS
-from ..engine.params import FITS
+from ..engine.params import FITS, PARAMETER_RULES
 
 # Synced traits: name -> what it holds. Public ones are the widget's API (setting one from Python
 # does what its control does); "_" ones carry what the front end draws.
@@ -41,6 +41,12 @@ SYNCED_STATE: dict[str, str] = {
     "_datasets": "data set name -> rows, swapped into the specs by name",
     "_table": "the layer table's rows, skipped layers included",
     "_notice": "a warning about the current results (e.g. a window covering whole matrices)",
+    # the run: its cost before it starts, what the results on screen come from (runtime)
+    "budget_s": "a run estimated above this many seconds waits for 'run anyway' (null: no limit)",
+    "_estimate": "the current settings' cost: windows, eigenvalues, seconds, cached, over_budget, waiting, text",
+    "_results_for": "the settings the results on screen were computed with (kind: exact/provisional/partial)",
+    "_provisional": "the results on screen are a coarse stand-in (fewer windows) for the exact ones, coming",
+    "_partial": "the results on screen cover the layers done so far of a long first run",
 }
 # State of the offline HTML page only (no kernel): set by the export, never synced.
 STATIC_STATE: dict[str, str] = {
@@ -48,7 +54,7 @@ STATIC_STATE: dict[str, str] = {
     "_spectra_by_layer": "layer -> its spectrum data sets, so a click works without a kernel",
 }
 # Custom messages the front end sends to the kernel ({"type": name}).
-MESSAGES = ("refresh", "save_allocation", "run_sweep")
+MESSAGES = ("refresh", "save_allocation", "run_sweep", "stop", "run_anyway")
 # Chart panels (keys of _specs) and the tabs that hold them.
 PANELS = ("alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep")
 TABS = ("spectra", "allocation", "sweep")
@@ -58,18 +64,24 @@ ALLOCATION_SOURCES = ("farms", "esd")
 WINDOW_MIN = 2
 Q_MIN, Q_MAX = 0.1, 4.0
 WINDOWS_PER_DIM_MAX = 30
+# One step of each slider: the front end's sliders and the neighbours computed ahead use these.
+SLIDER_STEPS = {"window": 1, "q": 0.05, "windows_per_dim": 1}
 
 
 def slider_limits(short_sides: Sequence[int]) -> dict[str, Any]:
     """Bounds and choices of the controls (the ``_limits`` trait).
 
-    The window slider reaches the largest layer's short side.
+    The window slider reaches the largest layer's short side. ``rules`` are the engine's own
+    (:data:`~farms_viz.engine.params.PARAMETER_RULES`): the front end checks typed values with them
+    before it sends anything; ``steps`` are the sliders' steps.
 
     Examples
     --------
-    >>> slider_limits([64, 384])["window_max"]
-    384
+    >>> limits = slider_limits([64, 384])
+    >>> limits["window_max"], limits["rules"]["stride"]["min"], limits["steps"]["q"]
+    (384, 1, 0.05)
     """
     return {"window_min": WINDOW_MIN, "window_max": max(short_sides, default=WINDOW_MIN), "q_min": Q_MIN,
             "q_max": Q_MAX, "windows_per_dim_max": WINDOWS_PER_DIM_MAX, "fits": list(FITS),
-            "allocation_sources": list(ALLOCATION_SOURCES), "method_labels": dict(METHOD_LABELS)}
+            "allocation_sources": list(ALLOCATION_SOURCES), "method_labels": dict(METHOD_LABELS),
+            "rules": {name: dict(rule) for name, rule in PARAMETER_RULES.items()}, "steps": dict(SLIDER_STEPS)}

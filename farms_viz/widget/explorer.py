@@ -1,10 +1,17 @@
 """``Explorer``: the JupyterLab widget. Sliders re-run FARMS off the kernel's main thread.
 
 Traits are the API: setting ``explorer.window = 64`` from Python does what moving the
-slider does. Each change bumps a generation id and hands one job to a single worker
-thread; a job for an old generation stops at the next layer and never writes results.
-The engine's spectrum cache makes the standard ESD free when only FARMS parameters
-change, so a slider move recomputes FARMS alone.
+slider does. Each change bumps a generation id and hands one job to the Explorer's worker
+thread (:mod:`.runner`); the job of an older generation is stopped between two batches of
+windows (the engine's cancel flag) and never writes results. The engine's spectrum cache makes
+the standard ESD free when only FARMS parameters change, so a slider move recomputes FARMS alone.
+
+Before a run the Explorer estimates its windows and seconds (:mod:`farms_viz.engine.cost`); a
+run estimated above ``budget_s`` waits for ``run_anyway()``. ``stop()`` ends a run within a
+fraction of a second and leaves the last complete results on screen. While idle it computes the
+values one slider step away on a low-priority thread (:mod:`.prefetch`), so a step answers at
+once; a change that is not ready shows a provisional result on a coarse grid first, then the
+exact one. A first analysis that takes long shows its layers as they complete.
 
 The allocation panel (target sparsity, epsilon, grouping) is recomputed on the kernel's
 main thread from the current analysis: no re-analysis, a few milliseconds. The sweep panel
@@ -14,13 +21,15 @@ change stops it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +39,42 @@ import traitlets as t
 
 from .._deprecation import warn_renamed
 from ..decisions.allocation import allocation_frame, sparsity_from_analysis
-from ..engine.analysis import Analysis, analyze
-from ..engine.matrices import LayerMatrix, iter_layers
+from ..engine.analysis import Analysis, LayerSpectrum, analyze
+from ..engine.cache import SPECTRA
+from ..engine.cost import RunCost, estimate_cost, record_run
+from ..engine.cpu_threads import background_pool
+from ..engine.matrices import LayerMatrix, SkippedLayer, iter_layers
 from ..engine.params import DEFAULT_FIT, DEFAULT_Q, DEFAULT_WINDOW, DEFAULT_WINDOWS_PER_DIM, AnalysisParams
+from ..engine.run_control import AnalysisCancelled, RunControl
 from ..engine.sweep import sweep
-from . import export
+from . import export, lifetime
 from .contract import ALLOCATION_SOURCES, MESSAGES, slider_limits
+from .prefetch import COARSE_WINDOWS_PER_DIM, ResultStore, coarse, neighbours, result_key, windows_key
+from .run_status import RunProgress, estimate_state, format_seconds, params_text
+from .runner import Runner
 from .state import (
     allocation_datasets,
     allocation_layers,
     explorer_datasets,
     explorer_specs,
+    spectrum_datasets,
     sweep_datasets,
     table_records,
 )
 
 log = logging.getLogger(__name__)
-# At most one progress message to the front end per this many seconds.
-PROGRESS_INTERVAL_S = 0.25
+# A run estimated above this many seconds waits for run_anyway() (the budget_s trait's default).
+DEFAULT_BUDGET_S = 20.0
+# A change estimated to take at least this long shows a provisional result (coarse grid) first.
+PROVISIONAL_MIN_S = 0.4
+# While nothing is on screen yet, a run estimated (or found) to take longer than PARTIAL_AFTER_S
+# shows the layers done so far every PARTIAL_EVERY_S, or every quarter of the time so far if longer.
+PARTIAL_AFTER_S = 10.0
+PARTIAL_EVERY_S = 2.5
+# Idle this long before computing the neighbouring slider values.
+PREFETCH_DELAY_S = 0.5
+# A result computed ahead is checked against the weights this long after it is shown.
+VERIFY_DELAY_S = 0.5
 
 STATIC = Path(__file__).parent / "static"
 _FARMS_TRAITS = ("window", "q", "windows_per_dim", "stride", "fit")
@@ -58,16 +85,19 @@ _RENAMED_TRAITS = {"target_sparsity": "target", "grouping": "groups", "allocatio
 SWEEP_WINDOW_COUNT = 5
 
 
-class _Stale(Exception):
-    """A newer generation was requested: stop this run."""
-
-
 class Explorer(anywidget.AnyWidget):
     """Standard ESD and FARMS of a live model, side by side, with sliders that re-run FARMS.
 
     Parameters
     ----------
     model : an ``nn.Module`` or a state dict. Read, never modified; ``refresh()`` re-reads it.
+    budget_s : a change of settings whose run is estimated to take longer than this (seconds)
+        waits for ``run_anyway()`` (the "run anyway" button); None: no limit. A trait: change it at
+        any time. The first analysis and ``refresh()`` run whatever their estimate (``stop()`` ends them).
+    prefetch : while idle, compute the values one slider step away (window, Q, k) on a
+        low-priority thread, so that a step answers at once.
+    provisional : a change whose result is not ready shows a coarse one first (a 3 x 3 grid of
+        windows per layer, marked provisional), then the exact one.
     **analyze_params : any :func:`farms_viz.analyze` parameter (window, q, windows_per_dim,
         stride, fit, conv_norm, device, include, exclude, max_eigenvalues). ``progress`` is the
         widget's own. The allocation traits (target, epsilon, groups, alphas_from) may be given
@@ -77,7 +107,8 @@ class Explorer(anywidget.AnyWidget):
     ----------
     window, q, windows_per_dim, stride, fit : the FARMS parameters (synced with the controls).
     selected_layer : the layer whose spectrum is shown (click any chart or table row).
-    status, progress, error : read-only; what the widget is doing, 0..1, the last error.
+    status, progress, error : read-only; what the widget is doing, 0..1 (windows done), the
+        last error (it stays until a run with valid settings completes).
     target, epsilon, groups : the allocation (docs/spec.md section 7): parameter-weighted
         mean sparsity, spread of the ratios, one ratio per transformer block (True).
     alphas_from : "farms" (default) or "esd": whose alphas ``allocation`` uses.
@@ -97,6 +128,7 @@ class Explorer(anywidget.AnyWidget):
     >>> explorer.target = 0.5  # recomputes the allocation, not the analysis
     >>> sorted(explorer.allocation)
     ['0', '1']
+    >>> explorer.close()
     """
 
     _esm = STATIC / "widget.js"
@@ -130,7 +162,14 @@ class Explorer(anywidget.AnyWidget):
     _table: t.List[dict] = t.List().tag(sync=True)
     _notice = t.Unicode("").tag(sync=True)
 
-    def __init__(self, model: Any, **analyze_params: Any) -> None:
+    budget_s = t.Float(DEFAULT_BUDGET_S, allow_none=True).tag(sync=True)
+    _estimate = t.Dict().tag(sync=True)
+    _results_for = t.Dict().tag(sync=True)
+    _provisional = t.Bool(False).tag(sync=True)
+    _partial = t.Bool(False).tag(sync=True)
+
+    def __init__(self, model: Any, *, budget_s: float | None = DEFAULT_BUDGET_S, prefetch: bool = True,
+                 provisional: bool = True, **analyze_params: Any) -> None:
         analyze_params.pop("progress", None)
         for old, new in _RENAMED_TRAITS.items():
             if old in analyze_params:
@@ -152,23 +191,35 @@ class Explorer(anywidget.AnyWidget):
         self._lock = threading.RLock()
         self._spectrum_layer: str | None = None
         self._generation = 0
-        self._analysis: Analysis | None = None
-        self._future: Future | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="farms_viz")
-        self._started = 0.0
+        self._analysis: Analysis | None = None  # the latest exact analysis
+        self._exact: _Prepared | None = None  # ... ready to show again (after stop())
+        self._shown: _Prepared | None = None  # what is on screen
+        self._shown_kind = ""  # "exact", "provisional" or "partial"
+        self._waiting: dict[str, Any] | None = None  # settings waiting for run_anyway()
+        self._runner = Runner()
+        self._prefetch_enabled = bool(prefetch)
+        self._provisional_enabled = bool(provisional)
+        self._ahead = ResultStore(SPECTRA.max_bytes // 2)  # results ready to show, computed ahead
+        self._computed: set[tuple] = set()  # windows whose eigenvalues are cached (these weights)
+        self._fitted: set[tuple] = set()  # ... and whose fits are
+        self._esd_cached = False
         self._sweep_frame = None
         self._sweep_params: dict[str, Any] | None = None
         super().__init__(window=params.window, q=params.q, windows_per_dim=params.windows_per_dim,
-                         stride=params.stride, fit=params.fit, **allocation)
-        sides = _short_sides(model, self._fixed)
+                         stride=params.stride, fit=params.fit, budget_s=budget_s, **allocation)
+        self._layers = _layer_shapes(model, self._fixed)
+        sides = [min(rows, cols) for _, rows, cols, _ in self._layers]
         self._limits = slider_limits(sides)
         self.sweep_windows = default_sweep_windows(sides, params.window)
         self._set(sweep_status="not run yet: 'run sweep' fits FARMS once per window size, in the background")
         self.observe(self._on_params, names=list(_FARMS_TRAITS))
         self.observe(self._on_allocation, names=list(_ALLOCATION_TRAITS))
         self.observe(self._on_selected, names=["selected_layer"])
+        self.observe(self._on_budget, names=["budget_s"])
         self.on_msg(self._on_custom_message)
-        self._schedule("analysing")
+        # neither ipywidgets' registry nor the worker keeps an Explorer nobody uses alive
+        self._finalizer = lifetime.hold_weakly(self, self._runner.close)
+        self._schedule("analysing", force=True)  # asked for by creating the Explorer: Stop can end it
 
     # ----- public API -----------------------------------------------------------------
     @property
@@ -183,27 +234,61 @@ class Explorer(anywidget.AnyWidget):
         return None if analysis is None else analysis.to_pandas()
 
     def wait(self, timeout: float | None = None) -> Analysis | None:
-        """Wait until the queued runs have finished; return the latest analysis.
+        """Wait until the requested runs have finished; return the latest complete analysis.
 
         Parameters
         ----------
         timeout : seconds to wait at most (None: no limit).
+
+        A run estimated above ``budget_s`` does not start by itself: ``wait`` then warns and
+        returns the previous analysis; ``run_anyway()`` starts it.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            future = self._future
-            if future is not None:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                future.exception(timeout=remaining)
-            if future is self._future:
-                return self._analysis
+        self._runner.wait(timeout)
+        waiting = self._waiting
+        if waiting is not None:
+            warnings.warn(f"the run for {params_text(waiting)} waits for run_anyway(): "
+                          f"{self._estimate.get('text', '')}; the analysis returned is the previous one",
+                          RuntimeWarning, stacklevel=2)
+        return self._analysis
 
     def refresh(self) -> None:
         """Re-read the weights (e.g. after training steps) and recompute both methods.
 
         Unchanged layers come from the cache; changed ones are recomputed.
         """
-        self._schedule("re-reading the weights")
+        with self._lock:
+            self._computed.clear()
+            self._fitted.clear()
+            self._esd_cached = False
+            self._ahead.clear()
+        self._schedule("re-reading the weights", force=True)
+
+    def stop(self) -> None:
+        """Stop the run in progress, within a fraction of a second; the last complete results stay.
+
+        The engine stops between two batches of windows. The status then names the settings of
+        the results on screen (the controls may show others: ``run_anyway()`` runs those).
+        """
+        with self._lock:
+            if not (self._running or self._runner.busy or self._waiting is not None):
+                self._runner.cancel_background()
+                return
+            self._supersede(restore=True)
+            if self._shown is None:
+                status = "stopped: nothing computed yet; press 'run anyway' (or change a value) to start again"
+            elif self._shown_kind == "partial":
+                status = (f"stopped: {len(self._shown.analysis.layers)} of {len(self._layers)} layers analysed "
+                          f"({params_text(self._results_for)}); press 'run anyway' to analyse them all")
+            else:
+                status = f"stopped: {self._shown_text()}, the settings before"
+            self._set(status=status, progress=0.0, _running=False, _estimate={**self._estimate, "waiting": False})
+
+    def run_anyway(self) -> None:
+        """Run the current settings now, even when they are estimated above ``budget_s``.
+
+        It also starts again the settings a ``stop()`` left unrun.
+        """
+        self._schedule("run anyway", force=True)
 
     @property
     def allocation(self) -> dict[str, float]:
@@ -256,8 +341,10 @@ class Explorer(anywidget.AnyWidget):
         params = self._params()
         with self._lock:
             generation = self._generation
-        self._set(sweep_status=f"sweep of {len(windows)} windows: queued", _sweep_running=True)
-        self._future = self._executor.submit(self._sweep_job, generation, params, windows)
+        self._set(sweep_status=f"sweep of {len(windows)} windows: waiting for the analysis to finish"
+                  if self._runner.busy else f"sweep of {len(windows)} windows: starting", _sweep_running=True)
+        self._runner.submit(functools.partial(_call, weakref.ref(self), "_sweep_job", generation, params, windows),
+                            "queued")
 
     @property
     def sweep_results(self):
@@ -274,13 +361,21 @@ class Explorer(anywidget.AnyWidget):
         return export.save_png(self._require_analysis(), path, selected_layer=self.selected_layer)
 
     def close(self) -> None:
-        """Close the widget and stop its worker thread."""
-        if not hasattr(self, "_executor"):  # refused in __init__, before the worker existed
+        """Close the widget and stop its worker thread (an Explorer nobody references is closed
+        when it is collected)."""
+        if not hasattr(self, "_runner"):  # refused in __init__, before the worker existed
             return
         with self._lock:
             self._generation += 1
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._runner.close()
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()
         super().close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        lifetime.on_screen(self)  # held until the front end reports its views gone
+        return super()._repr_mimebundle_(**kwargs)
 
     # ----- renamed traits ---------------------------------------------------------------
     @property
@@ -330,10 +425,23 @@ class Explorer(anywidget.AnyWidget):
     def _on_params(self, change: dict) -> None:
         self._schedule(f"{change['name']} = {change['new']}")
 
+    def _on_budget(self, change: dict) -> None:
+        with self._lock:
+            waiting = self._waiting is not None
+        if waiting:  # the run that waited may fit the new budget
+            self._schedule(f"budget_s = {change['new']}")
+            return
+        try:
+            cost = self._cost(self._params())
+        except ValueError:  # invalid settings: their error is on screen already
+            return
+        self._set(_estimate={**self._estimate, **estimate_state(cost, change["new"])})
+
     def _on_custom_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         handlers: dict[str, Callable[[], Any]] = {"refresh": self.refresh, "save_allocation": self.save_allocation,
-                                                  "run_sweep": self.run_sweep}
+                                                  "run_sweep": self.run_sweep, "stop": self.stop,
+                                                  "run_anyway": self.run_anyway}
         assert tuple(handlers) == MESSAGES  # the contract lists exactly the messages handled here
         if kind not in handlers:
             log.debug("ignored front-end message %r", content)
@@ -343,63 +451,174 @@ class Explorer(anywidget.AnyWidget):
         except Exception as exc:  # shown in the widget: the kernel would swallow it
             self._set(error=f"{type(exc).__name__}: {exc}")
 
-    def _schedule(self, reason: str) -> None:
+    def _cost(self, params: dict[str, Any]) -> RunCost:
+        """The estimate of analysing ``params`` now (what the cache holds counts as done)."""
+        fixed = {k: v for k, v in self._fixed.items() if k in ("method", "conv_norm")}
+        return estimate_cost([(rows, cols, slices) for _, rows, cols, slices in self._layers],
+                             AnalysisParams(**params, **fixed), farms_cached=windows_key(params) in self._computed,
+                             esd_cached=self._esd_cached, fits_cached=result_key(params) in self._fitted)
+
+    def _schedule(self, reason: str, force: bool = False) -> None:
+        params = self._params()
         try:
-            AnalysisParams(**self._params())
+            AnalysisParams(**params)
+            cost = self._cost(params)
         except ValueError as exc:  # a value the engine refuses: say so, keep the last results
-            self._set(error=str(exc), status="not run: invalid parameters")
+            with self._lock:
+                self._supersede(restore=True)  # no older run may clear this error
+                self._set(error=str(exc), status=f"not run: invalid parameters; {self._shown_text()}",
+                          progress=0.0, _running=False)
             return
+        budget = self.budget_s
+        estimate = estimate_state(cost, budget)
         with self._lock:
-            self._generation += 1
+            if not force and estimate["over_budget"]:
+                self._supersede(restore=True)
+                self._waiting = params
+                self._set(_estimate={**estimate, "waiting": True}, progress=0.0, _running=False,
+                          status=f"not run: {reason} would take about {format_seconds(cost.seconds)}, above the "
+                                 f"{budget:g} s budget; press 'run anyway' or change a value ({self._shown_text()})")
+                return
+            self._supersede()
             generation = self._generation
-        self._started = time.perf_counter()
-        self._set(status=f"{reason}: queued", progress=0.0, _running=True)
-        self._future = self._executor.submit(self._run, generation, self._params())
+            self._set(_estimate=estimate, progress=0.0, _running=True,
+                      status=f"{reason}: starting ({estimate['text']})")
+        self._runner.submit(functools.partial(_call, weakref.ref(self), "_run", generation, params, cost), "user")
+
+    def _supersede(self, restore: bool = False) -> None:
+        """(Under the lock.) A newer request replaces whatever runs or waits: none of it publishes.
+
+        ``restore``: no new run follows, so a provisional result on screen gives way to the last
+        exact one.
+        """
+        self._generation += 1
+        self._waiting = None
+        self._runner.cancel()
+        if restore and self._shown_kind == "provisional" and self._exact is not None:
+            self._publish(self._exact, "exact", self.status)
 
     def _current(self, generation: int) -> bool:
         return generation == self._generation
 
-    def _run(self, generation: int, params: dict[str, Any]) -> None:
-        if not self._current(generation):
+    def _shown_text(self) -> str:
+        if self._shown is None:
+            return "nothing computed yet"
+        return f"showing the results for {params_text(self._results_for)}"
+
+    def _analyze(self, params: dict[str, Any], control: RunControl) -> tuple[Analysis, str]:
+        """analyze() on the model with these settings; the notice its warnings make."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            analysis = analyze(self._model, progress=False, control=control, **params, **self._fixed)
+        notice = " ".join(str(w.message) for w in caught if "covers the whole matrix" in str(w.message))
+        return analysis, notice
+
+    def _learned(self, params: dict[str, Any]) -> None:
+        """(Under the lock.) These settings' spectra are in the cache now."""
+        self._computed.add(windows_key(params))
+        self._fitted.add(result_key(params))
+        self._esd_cached = self._esd_cached or self._fixed.get("method", "both") != "farms"
+
+    def _run(self, generation: int, params: dict[str, Any], cost: RunCost, cancel: threading.Event) -> None:
+        """The user's run: a result computed ahead if there is one, else provisional then exact."""
+        if cancel.is_set() or not self._current(generation):
             return
         started = time.perf_counter()
-        last_sent = [started]
+        ready = self._ahead.get(result_key(params))
+        if ready is not None:
+            seconds = time.perf_counter() - started
+            shown = self._show(generation, ready, "exact",
+                               f"{_layers_text(ready.analysis)} in {seconds:.2f} s (computed ahead)")
+            if shown and not cancel.wait(VERIFY_DELAY_S):
+                self._verify(generation, params, ready, cancel)
+            self._prefetch_later(generation)
+            return
+        what = "FARMS" if self._esd_cached or self._fixed.get("method") == "farms" else "both methods"
+        progress = RunProgress(cost, [name for name, *_ in self._layers], what,
+                               functools.partial(self._progress, generation))
+        partial = _PartialRun(AnalysisParams(**params, **{k: v for k, v in self._fixed.items()
+                                                          if k in ("method", "conv_norm")}))
 
-        def progress(done: int, total: int, layer: str) -> None:
-            if not self._current(generation):
-                raise _Stale
-            now = time.perf_counter()
-            # a message per layer would keep the browser re-rendering while the kernel computes
-            if now - last_sent[0] < PROGRESS_INTERVAL_S and done < total:
-                return
-            last_sent[0] = now
-            self._set(progress=done / total, status=f"computing FARMS: {done}/{total} layers, {now - started:.1f} s")
+        def on_layer(name: str, outcome: Any) -> None:
+            progress.layer(name, outcome)
+            partial.add(name, outcome)
+            if self._exact is None and partial.due(cost.seconds):  # nothing on screen yet: show what is done
+                self._show(generation, _prepare(partial.analysis(), self.selected_layer, ""), "partial",
+                           f"partial: {len(partial.layers)} of {len(self._layers)} layers after "
+                           f"{format_seconds(time.perf_counter() - started)}; computing the rest")
 
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                analysis = analyze(self._model, progress=progress, **params, **self._fixed)
-        except _Stale:
+            stand_in = coarse(params) if self._provisional_enabled and self._exact is not None else None
+            if stand_in is not None and cost.seconds >= PROVISIONAL_MIN_S:
+                analysis, notice = self._analyze(stand_in, RunControl(cancel))
+                with self._lock:
+                    self._learned(stand_in)
+                grid = f"{COARSE_WINDOWS_PER_DIM} x {COARSE_WINDOWS_PER_DIM}"
+                self._show(generation, _prepare(analysis, self.selected_layer, notice), "provisional",
+                           f"provisional ({grid} windows per layer) after {time.perf_counter() - started:.2f} s; "
+                           f"computing the exact result ({estimate_state(cost, None)['text']})")
+            exact_started = time.perf_counter()
+            analysis, notice = self._analyze(params, RunControl(cancel, on_windows=progress.windows, on_layer=on_layer))
+        except AnalysisCancelled:
             return
         except Exception as exc:  # shown in the widget: the kernel would swallow it
             log.debug("analysis failed", exc_info=True)
             with self._lock:
                 if self._current(generation):
+                    self._supersede(restore=True)
                     self._set(error=f"{type(exc).__name__}: {exc}", status="failed; change a value to retry",
                               progress=0.0, _running=False)
             return
-        notice = " ".join(str(w.message) for w in caught if "covers the whole matrix" in str(w.message))
+        record_run(cost, time.perf_counter() - exact_started)
+        prepared = _prepare(analysis, self.selected_layer, notice)
+        with self._lock:
+            self._learned(params)
+        seconds = time.perf_counter() - started
+        if self._show(generation, prepared, "exact", f"{_layers_text(analysis)} in {seconds:.2f} s"):
+            self._ahead.put(result_key(params), prepared, _farms_bytes(analysis))
+            self._prefetch_later(generation)
+
+    def _progress(self, generation: int, fraction: float, status: str) -> None:
+        """A progress line from the compute threads (RunProgress throttles them)."""
         with self._lock:
             if not self._current(generation):
                 return
-            self._analysis = analysis
-            self._publish(analysis, notice, time.perf_counter() - started)
+            if self._shown_kind == "provisional":
+                status += " · provisional result on screen"
+            self._set(progress=fraction, status=status)
 
-    def _publish(self, analysis: Analysis, notice: str, seconds: float) -> None:
-        layer = self.selected_layer if self.selected_layer in analysis.layers else None
-        specs = dict(explorer_specs(len(analysis.layers)))
-        datasets, layer = explorer_datasets(analysis, layer)
-        allocation = self._allocation_state(analysis)
+    def _verify(self, generation: int, params: dict[str, Any], shown: _Prepared, cancel: threading.Event) -> None:
+        """Recompute a result computed ahead (from the cache, unless the weights changed since)."""
+        try:
+            analysis, notice = self._analyze(params, RunControl(cancel))
+        except AnalysisCancelled:
+            return
+        except Exception:
+            log.debug("checking a result computed ahead failed", exc_info=True)
+            return
+        if not _same_spectra(analysis, shown.analysis):
+            self._show(generation, _prepare(analysis, self.selected_layer, notice), "exact",
+                       f"{_layers_text(analysis)} (recomputed: the weights changed)")
+
+    def _show(self, generation: int, prepared: _Prepared, kind: str, status: str) -> bool:
+        """Publish ``prepared`` if its generation is still the current one; True if it was."""
+        with self._lock:
+            if not self._current(generation):
+                return False
+            self._publish(prepared, kind, status)
+            return True
+
+    def _publish(self, prepared: _Prepared, kind: str, status: str) -> None:
+        """(Under the lock.) Put a result on screen: "exact", "provisional" or "partial"."""
+        analysis = prepared.analysis
+        layer = self.selected_layer if self.selected_layer in analysis.layers else prepared.layer
+        datasets = dict(prepared.datasets)
+        if layer != prepared.layer:
+            datasets.update(spectrum_datasets(analysis, layer))
+        partial = kind == "partial"
+        # a partial result is drawn in the charts of the whole model: one spec, no re-embedding
+        specs = dict(explorer_specs(len(self._layers) if partial else len(analysis.layers)))
+        allocation = None if partial else self._allocation_state(analysis)
         if allocation is not None and allocation[1]:
             specs["allocation"] = allocation[0]
             datasets.update(allocation[1])
@@ -411,18 +630,63 @@ class Explorer(anywidget.AnyWidget):
             specs["sweep"] = sweep_spec
             datasets.update(sweep_rows)
         self._spectrum_layer = layer
+        exact = kind == "exact"
+        if exact:
+            self._analysis, self._exact = analysis, prepared
+        self._shown, self._shown_kind = prepared, kind
+        p = analysis.params
         with self.hold_sync():
             if specs != self._specs:
                 self._specs = specs
             self._datasets = datasets
-            self._table = table_records(analysis)
-            self._notice = notice
+            self._table = prepared.table
+            self._notice = prepared.notice
             if self.selected_layer != layer:
                 self.selected_layer = layer
-            skipped = f", {len(analysis.skipped)} skipped" if analysis.skipped else ""
-            self._set(status=f"{len(analysis.layers)} layers{skipped} in {seconds:.2f} s", progress=1.0,
-                      error=allocation[2] if allocation is not None else "", _running=False)
+            values: dict[str, Any] = dict(
+                status=status, _provisional=kind == "provisional", _partial=kind == "partial",
+                _results_for=dict(window=p.window, q=p.q, windows_per_dim=p.windows_per_dim, stride=p.stride,
+                                  fit=p.fit, kind=kind, layers=len(analysis.layers)))
+            if exact:
+                values.update(progress=1.0, _running=False,
+                              error=allocation[2] if allocation is not None else "")
+            self._set(**values)
             self._mark_stale_sweep()
+
+    # ----- computing ahead ----------------------------------------------------------------
+    def _prefetch_later(self, generation: int) -> None:
+        if self._prefetch_enabled:
+            self._runner.submit(functools.partial(_compute_ahead, weakref.ref(self), generation), "background",
+                                delay=PREFETCH_DELAY_S)
+
+    def _ahead_plan(self, generation: int) -> list[dict[str, Any]]:
+        """The neighbouring settings worth computing ahead now (none unless idle on an exact result)."""
+        params = self._params()
+        with self._lock:
+            if (not self._current(generation) or self._shown_kind != "exact"
+                    or result_key(params) != result_key(self._results_for)):
+                return []
+        plan = []
+        for candidate in neighbours(params, self._limits):
+            if result_key(candidate) in self._ahead:
+                continue
+            try:
+                cost = self._cost(candidate)
+            except ValueError:
+                continue
+            budget = self.budget_s
+            if (budget is None or cost.seconds <= budget) and self._ahead.has_room(cost.nbytes):
+                plan.append(candidate)
+        return plan
+
+    def _keep_ahead(self, generation: int, params: dict[str, Any], prepared: _Prepared) -> bool:
+        """Keep a result computed ahead; False once the user has moved on."""
+        with self._lock:
+            if not self._current(generation):
+                return False
+            self._learned(params)
+            self._ahead.put(result_key(params), prepared, _farms_bytes(prepared.analysis))
+            return True
 
     # ----- allocation -------------------------------------------------------------------
     def _allocation_state(self, analysis: Analysis) -> tuple[dict, dict, str] | None:
@@ -454,11 +718,11 @@ class Explorer(anywidget.AnyWidget):
             except ValueError as exc:
                 self._set(error=str(exc))
                 return
+        self._user_acted()
         with self._lock:
-            analysis = self._analysis
-            if analysis is None:
+            if self._shown is None:
                 return
-            state = self._allocation_state(analysis)
+            state = self._allocation_state(self._shown.analysis)
             if state is None:
                 return
             spec, rows, error = state
@@ -470,8 +734,8 @@ class Explorer(anywidget.AnyWidget):
                 self._set(error=error)
 
     # ----- sweep ------------------------------------------------------------------------
-    def _sweep_job(self, generation: int, params: dict[str, Any], windows: list[int]) -> None:
-        if not self._current(generation):
+    def _sweep_job(self, generation: int, params: dict[str, Any], windows: list[int], cancel: threading.Event) -> None:
+        if cancel.is_set() or not self._current(generation):
             self._set(sweep_status="sweep stopped: the parameters changed; run it again", _sweep_running=False)
             return
         started = time.perf_counter()
@@ -486,8 +750,8 @@ class Explorer(anywidget.AnyWidget):
         options = {k: v for k, v in self._fixed.items() if k in ("include", "exclude", "conv_norm", "device")}
         try:
             frame = sweep(self._model, windows=windows, windows_per_dim=[params["windows_per_dim"]], q=[params["q"]],
-                          fit=params["fit"], esd=True, progress=progress, **options)
-        except _Stale:
+                          fit=params["fit"], esd=True, progress=progress, control=RunControl(cancel), **options)
+        except (_Stale, AnalysisCancelled):
             self._set(sweep_status="sweep stopped: the parameters changed; run it again", _sweep_running=False)
             return
         except Exception as exc:  # shown in the widget: the kernel would swallow it
@@ -517,12 +781,19 @@ class Explorer(anywidget.AnyWidget):
             self._set(sweep_status=self.sweep_status + stale)
 
     def _on_selected(self, change: dict) -> None:
+        self._user_acted()
         with self._lock:
-            analysis = self._analysis
+            analysis = None if self._shown is None else self._shown.analysis
             if analysis is None or change["new"] not in analysis.layers or change["new"] == self._spectrum_layer:
                 return
             datasets, self._spectrum_layer = explorer_datasets(analysis, change["new"], only_spectrum=True)
             self._datasets = {**self._datasets, **datasets}
+
+    def _user_acted(self) -> None:
+        """Work done ahead gives way at once to what the user does; it resumes once idle."""
+        if self._runner.running_kind == "background":
+            self._runner.cancel_background()
+            self._prefetch_later(self._generation)
 
     def _set(self, **values: Any) -> None:
         with self.hold_trait_notifications():
@@ -530,13 +801,137 @@ class Explorer(anywidget.AnyWidget):
                 self.set_trait(name, value)
 
 
-def _short_sides(model: Any, fixed: dict[str, Any]) -> list[int]:
-    """The short side of every analysable layer, in model order."""
+class _Stale(Exception):
+    """A newer generation was requested: stop this run."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A result ready to show: the analysis and its chart rows (spectrum of ``layer``)."""
+
+    analysis: Analysis
+    layer: str
+    datasets: dict[str, list[dict]]
+    table: list[dict]
+    notice: str
+
+
+def _prepare(analysis: Analysis, layer: str | None, notice: str) -> _Prepared:
+    """The chart rows and table of ``analysis`` (no Explorer needed: runs on any thread)."""
+    datasets, shown = explorer_datasets(analysis, layer)
+    return _Prepared(analysis, shown, datasets, table_records(analysis), notice)
+
+
+class _PartialRun:
+    """The layers of a run done so far, as an :class:`Analysis` to show while the rest computes."""
+
+    def __init__(self, params: AnalysisParams) -> None:
+        self.params = params
+        self.layers: list[str] = []
+        self.skipped: list[SkippedLayer] = []
+        self.spectra: dict[tuple[str, str], LayerSpectrum] = {}
+        self._started = self._shown = time.perf_counter()
+
+    def add(self, name: str, outcome: Any) -> None:
+        if isinstance(outcome, SkippedLayer):
+            self.skipped.append(outcome)
+            return
+        for spectrum in outcome:
+            self.spectra[(name, spectrum.method)] = spectrum
+        self.layers.append(name)
+
+    def due(self, estimate: float) -> bool:
+        """Time to show the layers done so far (see PARTIAL_AFTER_S and PARTIAL_EVERY_S)."""
+        now = time.perf_counter()
+        elapsed = now - self._started
+        if not self.layers or max(estimate, elapsed) < PARTIAL_AFTER_S:
+            return False
+        if now - self._shown < max(PARTIAL_EVERY_S, elapsed / 4):
+            return False
+        self._shown = now
+        return True
+
+    def analysis(self) -> Analysis:
+        return Analysis(self.params, list(self.layers), list(self.skipped), dict(self.spectra),
+                        time.perf_counter() - self._started)
+
+
+def _compute_ahead(ref: weakref.ref, generation: int, cancel: threading.Event) -> None:
+    """While idle: the results one slider step away, on the background thread, ready to show.
+
+    The Explorer is held only for moments (a dropped one is collected meanwhile, and its finalizer
+    sets ``cancel``); the model, while its spectra compute.
+    """
+    explorer = ref()
+    if explorer is None:
+        return
+    plan = explorer._ahead_plan(generation)
+    model, fixed, layer = explorer._model, explorer._fixed, explorer.selected_layer
+    del explorer
+    for params in plan:
+        if cancel.is_set():
+            return
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                control = RunControl(cancel, background=True)
+                analysis = analyze(model, progress=False, control=control, **params, **fixed)
+        except AnalysisCancelled:
+            return
+        except Exception:
+            log.debug("computing %s ahead failed", params, exc_info=True)
+            continue
+        notice = " ".join(str(w.message) for w in caught if "covers the whole matrix" in str(w.message))
+        # the chart rows too, at the background thread's priority
+        future = background_pool().submit(_prepare, analysis, layer, notice)
+        while not future.done():
+            if cancel.wait(0.05):
+                future.cancel()
+                return
+        explorer = ref()
+        if explorer is None or not explorer._keep_ahead(generation, params, future.result()):
+            return
+        del explorer
+
+
+def _call(ref: weakref.ref, method: str, *args: Any) -> None:
+    """A worker job: the Explorer's method if the Explorer still exists (held only while it runs)."""
+    explorer = ref()
+    if explorer is not None:
+        getattr(explorer, method)(*args)
+
+
+def _layers_text(analysis: Analysis) -> str:
+    skipped = f", {len(analysis.skipped)} skipped" if analysis.skipped else ""
+    return f"{len(analysis.layers)} layers{skipped}"
+
+
+def _farms_bytes(analysis: Analysis) -> int:
+    """Bytes of the FARMS arrays a result holds (the standard ESD's are shared by all results)."""
+    return sum(s.eigenvalues.nbytes + (0 if s.window_eigenvalues is None else s.window_eigenvalues.nbytes)
+               for (_, method), s in analysis.spectra.items() if method == "farms")
+
+
+def _same_spectra(a: Analysis, b: Analysis) -> bool:
+    """The same layers with the same eigenvalues (the cache returns the very same arrays)."""
+    if a.layers != b.layers or a.spectra.keys() != b.spectra.keys():
+        return False
+    return all(x.eigenvalues is y.eigenvalues or np.array_equal(x.eigenvalues, y.eigenvalues)
+               for x, y in ((a.spectra[k], b.spectra[k]) for k in a.spectra))
+
+
+def _layer_shapes(model: Any, fixed: dict[str, Any]) -> list[tuple[str, int, int, int]]:
+    """(name, rows, cols, num_slices) of every analysable layer, in model order."""
     include, exclude = fixed.get("include"), fixed.get("exclude")
     include = [include] if isinstance(include, str) else include
     exclude = [exclude] if isinstance(exclude, str) else exclude
-    return [min(item.rows, item.cols) for item in iter_layers(model, include=include, exclude=exclude)
-            if isinstance(item, LayerMatrix)]
+    return [(item.name, item.rows, item.cols, item.num_slices)
+            for item in iter_layers(model, include=include, exclude=exclude) if isinstance(item, LayerMatrix)]
+
+
+def _short_sides(model: Any, fixed: dict[str, Any]) -> list[int]:
+    """The short side of every analysable layer, in model order."""
+    return [min(rows, cols) for _, rows, cols, _ in _layer_shapes(model, fixed)]
 
 
 def default_sweep_windows(sides: list[int], current: int | None = None,

@@ -30,6 +30,11 @@
  * @property {Object<string, Object[]>} _datasets data set name -> rows
  * @property {Object[]} _table the layer table's rows
  * @property {string} _notice a warning about the current results
+ * @property {number | null} budget_s a run estimated above this many seconds waits for "run anyway"
+ * @property {Estimate} _estimate the current settings' cost, and whether the run waits for "run anyway"
+ * @property {Object} _results_for the settings the results on screen come from (window, q, windows_per_dim, stride, fit, kind, layers)
+ * @property {boolean} _provisional the results on screen are a coarse stand-in for the exact ones
+ * @property {boolean} _partial the results on screen cover the layers done so far
  * @property {boolean} [_static] true on the offline page (no kernel)
  * @property {Object<string, Object<string, Object[]>>} [_spectra_by_layer] offline page: every layer's spectrum rows
  */
@@ -44,6 +49,20 @@
  * @property {string[]} fits
  * @property {string[]} [allocation_sources]
  * @property {Object<string, string>} [method_labels]
+ * @property {Object<string, import("./validate.js").Rule>} [rules] the engine's parameter rules
+ * @property {Object<string, number>} [steps] one step of each slider
+ */
+
+/**
+ * @typedef {Object} Estimate
+ * @property {number} windows
+ * @property {number} eigenvalues
+ * @property {number} layers
+ * @property {number} seconds
+ * @property {boolean} cached
+ * @property {boolean} over_budget
+ * @property {boolean} waiting
+ * @property {string} text
  */
 
 /**
@@ -62,11 +81,12 @@ export const SYNCED_STATE = Object.freeze([
   "window", "q", "windows_per_dim", "stride", "fit", "selected_layer", "status", "progress", "error",
   "target", "epsilon", "groups", "alphas_from", "allocation_path", "sweep_windows", "sweep_status",
   "_running", "_sweep_running", "_allocation_note", "_limits", "_specs", "_datasets", "_table", "_notice",
+  "budget_s", "_estimate", "_results_for", "_provisional", "_partial",
 ]);
 /** State of the offline page only. */
 export const STATIC_STATE = Object.freeze(["_static", "_spectra_by_layer"]);
 /** Custom messages sent to the kernel as {type: name}. */
-export const MESSAGES = Object.freeze(["refresh", "save_allocation", "run_sweep"]);
+export const MESSAGES = Object.freeze(["refresh", "save_allocation", "run_sweep", "stop", "run_anyway"]);
 /** Chart panels (keys of _specs). */
 export const PANELS = Object.freeze(["alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep"]);
 /** Tabs, in display order. */

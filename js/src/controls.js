@@ -1,8 +1,12 @@
 // @ts-check
 import { ALLOCATION_SOURCES, METHOD_LABELS } from "./contract.js";
+import { staleSettings } from "./status.js";
+import { checkValue, checkWindowList, DEFAULT_RULES } from "./validate.js";
 
-// The parameter controls. Values go to the kernel on release (change event), debounced, so a
-// drag sends one value and a burst of key presses sends the last one.
+// The parameter controls. Values go to the kernel on release (change event): a lone change at
+// once, a burst (key presses) as its first and then its last value, DEBOUNCE_MS after the burst.
+// Typed values are checked with the engine's rules first; an invalid one stays on screen, marked,
+// with the reason, and is not sent.
 export const DEBOUNCE_MS = 200;
 
 function field(labelText, input, hint) {
@@ -12,10 +16,24 @@ function field(labelText, input, hint) {
   caption.className = "fv-label";
   caption.textContent = labelText;
   if (hint) wrap.title = hint;
+  wrap.dataset.hint = hint || "";
   const readout = document.createElement("output");
   readout.className = "fv-readout";
-  wrap.append(caption, input, readout);
-  return { wrap, readout };
+  const error = document.createElement("span");
+  error.className = "fv-field-error";
+  error.setAttribute("role", "alert");
+  error.hidden = true;
+  wrap.append(caption, input, readout, error);
+  return { wrap, readout, error };
+}
+
+/** Show (or clear, with message null) a field's error; the input is marked invalid meanwhile. */
+function markInvalid(entry, input, message) {
+  entry.error.textContent = message || "";
+  entry.error.hidden = !message;
+  input.classList.toggle("fv-invalid", Boolean(message));
+  input.setAttribute("aria-invalid", String(Boolean(message)));
+  entry.wrap.classList.toggle("fv-field-invalid", Boolean(message));
 }
 
 function slider(name, step) {
@@ -34,10 +52,13 @@ export function createControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
   element.className = "fv-controls";
   element.addEventListener("keydown", (event) => event.stopPropagation());
   const pending = new Map();
+  const invalid = new Map(); // name -> the model's value when the entry was refused
   let timer = null;
+  let lastSent = -Infinity;
 
   function flush() {
     timer = null;
+    lastSent = performance.now();
     for (const [name, value] of pending) model.set(name, value);
     pending.clear();
     model.save_changes();
@@ -45,6 +66,10 @@ export function createControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
 
   function send(name, value) {
     pending.set(name, value);
+    if (timer === null && performance.now() - lastSent >= debounceMs) {
+      flush(); // a lone change goes at once: a slider step computed ahead shows without delay
+      return;
+    }
     if (timer !== null) clearTimeout(timer);
     timer = setTimeout(flush, debounceMs);
   }
@@ -84,10 +109,20 @@ export function createControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
     input.addEventListener("input", () => { fields[name].readout.textContent = readouts[name](); });
     input.addEventListener("change", () => send(name, Number(input.value)));
   }
+  const rules = () => ({ ...DEFAULT_RULES, ...((model.get("_limits") || {}).rules || {}) });
+  function checkStride() {
+    const checked = checkValue("stride", stride.value, rules().stride, { badInput: stride.validity.badInput });
+    markInvalid(fields.stride, stride, checked.error ?? null);
+    if (checked.error !== undefined) invalid.set("stride", model.get("stride"));
+    else invalid.delete("stride");
+    return checked;
+  }
+  stride.addEventListener("input", checkStride);
   stride.addEventListener("change", () => {
-    const value = stride.value === "" ? null : Math.max(1, Math.round(Number(stride.value)));
-    perDim.disabled = value !== null;
-    send("stride", value);
+    const checked = checkStride();
+    if (checked.error !== undefined) return; // stays on screen, marked; nothing is sent
+    perDim.disabled = checked.value !== null;
+    send("stride", checked.value);
   });
   fit.addEventListener("change", () => send("fit", fit.value));
 
@@ -108,18 +143,39 @@ export function createControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
     if (!pending.has("q")) q.value = String(model.get("q"));
     if (!pending.has("windows_per_dim")) perDim.value = String(model.get("windows_per_dim"));
     const strideValue = model.get("stride");
-    if (!pending.has("stride")) stride.value = strideValue === null || strideValue === undefined ? "" : String(strideValue);
-    perDim.disabled = stride.value !== "";
+    // a refused entry stays as typed until it is corrected or the kernel's value changes
+    const keepRefused = invalid.has("stride") && invalid.get("stride") === strideValue;
+    if (!pending.has("stride") && !keepRefused) {
+      stride.value = strideValue === null || strideValue === undefined ? "" : String(strideValue);
+      invalid.delete("stride");
+      markInvalid(fields.stride, stride, null);
+    }
+    perDim.disabled = ((pending.has("stride") ? pending.get("stride") : strideValue) ?? null) !== null;
     if (!pending.has("fit")) fit.value = model.get("fit");
     for (const name of Object.keys(readouts)) fields[name].readout.textContent = readouts[name]();
     const isStatic = Boolean(model.get("_static"));
     for (const input of [window, q, perDim, stride, fit, refresh]) input.disabled = isStatic || input.disabled;
     element.classList.toggle("fv-static", isStatic);
+    markStale();
+  }
+
+  /** Controls whose value the results on screen do not come from are marked (dashed, with a title). */
+  function markStale() {
+    const stale = new Set(staleSettings(model));
+    const shown = model.get("_results_for") || {};
+    for (const [name, entry] of Object.entries(fields)) {
+      const isStale = stale.has(name);
+      entry.wrap.classList.toggle("fv-stale", isStale);
+      const then = shown[name] === null || shown[name] === undefined ? "none (the k × k grid)" : String(shown[name]);
+      entry.wrap.title = isStale ? `${entry.wrap.dataset.hint} · the results on screen are for ${name} = ${then}`
+        : entry.wrap.dataset.hint;
+    }
   }
 
   return {
     element,
     inputs: { window, q, windows_per_dim: perDim, stride, fit, refresh },
+    errors: { stride: fields.stride.error },
     sync,
     dispose() { if (timer !== null) clearTimeout(timer); },
   };
@@ -231,11 +287,9 @@ export function createAllocationControls(model, { debounceMs = DEBOUNCE_MS } = {
   return { element, inputs: { target: target, epsilon, grouping, alphas_from: method, allocation_path: path, save }, sync, dispose: sender.dispose };
 }
 
-/** Parse "32, 64 128" into sorted unique whole numbers >= 2 (null when nothing valid). */
+/** Parse "32, 64 128" into sorted unique window sizes, or null when any entry is refused. */
 export function parseWindows(text) {
-  const values = [...new Set(String(text).split(/[\s,;]+/).filter(Boolean).map(Number))]
-    .filter((v) => Number.isInteger(v) && v >= 2).sort((a, b) => a - b);
-  return values.length ? values : null;
+  return checkWindowList(text, DEFAULT_RULES.window).values ?? null;
 }
 
 /** The sweep controls: the windows to try and a button that runs the sweep in the kernel. */
@@ -252,29 +306,46 @@ export function createSweepControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
   const run = button("run sweep", "fit FARMS at every window size (a few analyses: runs in the background)");
   run.name = "run_sweep";
   const windowsField = field("window sizes m", windows, "comma-separated; the current q, k and fit are used");
+  const warning = document.createElement("span");
+  warning.className = "fv-field-warning";
+  warning.hidden = true;
+  windowsField.wrap.appendChild(warning);
   const status = document.createElement("span");
   status.className = "fv-sweep-status";
   element.append(windowsField.wrap, run, status);
+  let refused = false;
 
+  function check() {
+    const limits = model.get("_limits") || {};
+    const rule = { ...DEFAULT_RULES.window, ...((limits.rules || {}).window || {}) };
+    const checked = checkWindowList(windows.value, rule, limits.window_max);
+    refused = checked.error !== undefined;
+    markInvalid(windowsField, windows, checked.error ?? null);
+    warning.textContent = checked.warning ?? "";
+    warning.hidden = !checked.warning;
+    run.disabled = refused || Boolean(model.get("_sweep_running"));
+    return checked.values;
+  }
+  windows.addEventListener("input", check);
   windows.addEventListener("change", () => {
-    const values = parseWindows(windows.value);
-    windows.classList.toggle("fv-invalid", values === null);
+    const values = check();
     if (values) sender.send("sweep_windows", values);
   });
   run.addEventListener("click", () => {
-    const values = parseWindows(windows.value);
-    if (values) sender.send("sweep_windows", values);
+    const values = check();
+    if (!values) return; // the field says why
+    sender.send("sweep_windows", values);
     sender.flush();
     model.send({ type: "run_sweep" });
   });
 
   function sync() {
-    if (!sender.pending.has("sweep_windows") && document.activeElement !== windows) {
+    if (!sender.pending.has("sweep_windows") && document.activeElement !== windows && !refused) {
       windows.value = (model.get("sweep_windows") || []).join(", ");
     }
     status.textContent = model.get("sweep_status") || "";
     const running = Boolean(model.get("_sweep_running"));
-    run.disabled = running;
+    run.disabled = running || refused;
     element.classList.toggle("fv-sweep-running", running);
   }
 

@@ -7,7 +7,8 @@ import "./widget.css";
 import { ChartPanel } from "./charts.js";
 import { PANELS, TABS as TAB_NAMES } from "./contract.js";
 import { createAllocationControls, createControls, createSweepControls } from "./controls.js";
-import { formatNumber, formatSeconds } from "./format.js";
+import { formatNumber } from "./format.js";
+import { createStatus } from "./status.js";
 import { createTable } from "./table.js";
 
 export const ROOT_CLASS = "farms-viz";
@@ -55,14 +56,8 @@ function render({ model, el }) {
   root.dataset.lmSuppressShortcuts = "true";
   const header = element("div", "fv-header");
   const title = element("div", "fv-title", "farms_viz · standard ESD vs FARMS");
-  const status = element("div", "fv-status");
-  const bar = element("div", "fv-progress");
-  const fill = element("div", "fv-progress-fill");
-  bar.appendChild(fill);
-  const statusText = element("span", "fv-status-text");
-  const elapsed = element("span", "fv-elapsed");
-  status.append(bar, statusText, elapsed);
-  header.append(title, status);
+  const status = createStatus(model, root);
+  header.append(title, status.header);
 
   const controls = createControls(model);
   const error = element("div", "fv-error");
@@ -130,29 +125,11 @@ function render({ model, el }) {
     root.dataset.tab = name;
   }
 
-  root.append(header, controls.element, error, notice, tabBar, ...Object.values(pages));
+  root.append(header, controls.element, status.line, error, notice, status.banner, tabBar, ...Object.values(pages));
   el.appendChild(root);
   showTab("spectra");
 
-  let timer = null;
-  let startedAt = null;
   let dataVersion = 0;
-
-  function drawStatus() {
-    statusText.textContent = model.get("status") || "";
-    const running = Boolean(model.get("_running"));
-    fill.style.width = `${Math.round(100 * (model.get("progress") || 0))}%`;
-    root.classList.toggle("fv-running", running);
-    if (running && startedAt === null) {
-      startedAt = performance.now();
-      timer = setInterval(() => { elapsed.textContent = formatSeconds((performance.now() - startedAt) / 1000); }, 100);
-    } else if (!running && startedAt !== null) {
-      clearInterval(timer);
-      timer = null;
-      startedAt = null;
-      elapsed.textContent = "";
-    }
-  }
 
   function drawMessages() {
     const message = model.get("error") || "";
@@ -204,13 +181,13 @@ function render({ model, el }) {
   }
 
   const handlers = {
-    "change:status change:progress change:_running": drawStatus,
+    "change:status change:progress change:_running change:_estimate change:_results_for change:_provisional change:_partial change:error change:window change:q change:windows_per_dim change:stride change:fit": status.sync,
     "change:error change:_notice": drawMessages,
     "change:_specs": drawSpecs,
     "change:_datasets": drawData,
     "change:_table": drawTable,
     "change:selected_layer": drawSelection,
-    "change:window change:q change:windows_per_dim change:stride change:fit change:_limits": controls.sync,
+    "change:window change:q change:windows_per_dim change:stride change:fit change:_limits change:_results_for": controls.sync,
     "change:target change:epsilon change:groups change:alphas_from change:allocation_path change:sweep_windows change:sweep_status change:_sweep_running change:_allocation_note change:_limits": drawExtras,
   };
   for (const [events, handler] of Object.entries(handlers)) {
@@ -233,7 +210,7 @@ function render({ model, el }) {
 
   controls.sync();
   drawExtras();
-  drawStatus();
+  status.sync();
   drawMessages();
   drawTable();
   drawSpecs();
@@ -244,7 +221,7 @@ function render({ model, el }) {
     for (const [events, handler] of Object.entries(handlers)) {
       for (const event of events.split(" ")) model.off(event, handler);
     }
-    if (timer !== null) clearInterval(timer);
+    status.dispose();
     controls.dispose();
     for (const part of extras) part.dispose();
     for (const panel of Object.values(panels)) panel.dispose();

@@ -39,11 +39,13 @@ const TABLE = [
   { layer: "c", kind: "LayerNorm", shape: "64", skipped_reason: "1-D weight" },
 ];
 
+mount.limits = { window_min: 2, window_max: 64, q_min: 0.1, q_max: 4, windows_per_dim_max: 30, fits: ["median", "peak", "ks"] };
+
 function mount(extra = {}) {
   const state = {
     window: 32, q: 1, windows_per_dim: 3, stride: null, fit: "median", selected_layer: "a",
     status: "2 layers in 0.10 s", progress: 1, error: "", _running: false, _notice: "",
-    _limits: { window_min: 2, window_max: 64, q_min: 0.1, q_max: 4, windows_per_dim_max: 30, fits: ["median", "peak", "ks"] },
+    _limits: mount.limits,
     _specs: {}, _datasets: {}, _table: TABLE,
     target: 0.7, epsilon: 0.2, groups: false, alphas_from: "farms",
     allocation_path: "farms_viz_allocation.json", sweep_windows: [8, 16, 32], sweep_status: "not run yet",
@@ -67,7 +69,7 @@ test("controls reflect the model and are bounded by its limits", () => {
   cleanup();
 });
 
-test("a burst of slider changes sends one value, the last, after the debounce", async () => {
+test("a lone slider change goes at once; a burst sends its first value, then its last after the debounce", async () => {
   const { model, root, cleanup } = mount();
   const slider = root.querySelector("input[name='window']");
   for (const value of ["30", "28", "24"]) {
@@ -75,9 +77,99 @@ test("a burst of slider changes sends one value, the last, after the debounce", 
     slider.dispatchEvent(new Event("input"));
     slider.dispatchEvent(new Event("change"));
   }
-  assert.equal(model.saved.length, 0);
+  assert.deepEqual(model.saved, [{ window: 30, fit: "median" }]);
   await sleep(260);
-  assert.deepEqual(model.saved, [{ window: 24, fit: "median" }]);
+  assert.deepEqual(model.saved, [{ window: 30, fit: "median" }, { window: 24, fit: "median" }]);
+  cleanup();
+});
+
+test("a stride of 2.5, 0 or -5 is refused where it was typed: marked, explained, not sent", async () => {
+  const { model, root, cleanup } = mount();
+  const stride = root.querySelector("input[name='stride']");
+  const error = stride.closest(".fv-field").querySelector(".fv-field-error");
+  for (const [typed, message] of [["2.5", /stride must be an integer >= 1; got 2.5/],
+    ["0", /stride must be an integer >= 1 \(or leave it empty .*\); got 0/], ["-5", /got -5/]]) {
+    stride.value = typed;
+    stride.dispatchEvent(new Event("input"));
+    stride.dispatchEvent(new Event("change"));
+    assert.equal(error.hidden, false);
+    assert.match(error.textContent, message);
+    assert.ok(stride.classList.contains("fv-invalid"));
+    model.set("status", "the kernel said something"); // an update from the kernel keeps the entry
+    assert.equal(stride.value, typed);
+  }
+  await sleep(260);
+  assert.deepEqual(model.savedState, []); // nothing sent: no run
+  stride.value = "8";
+  stride.dispatchEvent(new Event("input"));
+  stride.dispatchEvent(new Event("change"));
+  assert.equal(error.hidden, true);
+  assert.equal(model.get("stride"), 8);
+  stride.value = "";
+  stride.dispatchEvent(new Event("change"));
+  await sleep(260);
+  assert.equal(model.get("stride"), null); // empty: the k x k grid
+  cleanup();
+});
+
+test("the rules come from the kernel's limits", () => {
+  const rules = { stride: { integer: true, min: 4, nullable: true, hint: "kernel rule" } };
+  const { root, cleanup } = mount({ _limits: { ...mount.limits, rules } });
+  const stride = root.querySelector("input[name='stride']");
+  stride.value = "3";
+  stride.dispatchEvent(new Event("change"));
+  assert.match(stride.closest(".fv-field").querySelector(".fv-field-error").textContent, /kernel rule/);
+  cleanup();
+});
+
+test("controls the results on screen do not come from are marked, and the status says what they come from", () => {
+  const shown = { window: 32, q: 1, windows_per_dim: 3, stride: null, fit: "median", kind: "exact", layers: 2 };
+  const { model, root, cleanup } = mount({ _results_for: shown });
+  const line = root.querySelector(".fv-results-for");
+  assert.equal(line.textContent, "results on screen: window 32, Q 1.00, k 3, median fit");
+  assert.equal(root.querySelectorAll(".fv-field.fv-stale").length, 0);
+  model.set("window", 40);
+  const stale = [...root.querySelectorAll(".fv-field.fv-stale")];
+  assert.deepEqual(stale.map((f) => f.querySelector("input").name), ["window"]);
+  assert.match(stale[0].title, /results on screen are for window = 32/);
+  assert.ok(line.classList.contains("fv-stale"));
+  assert.equal(root.querySelector("button[name='run_anyway']").hidden, false); // "run" the shown settings
+  cleanup();
+});
+
+test("stop while running, run anyway while waiting; the estimate says the cost", () => {
+  const { model, root, cleanup } = mount();
+  const stop = root.querySelector("button[name='stop']");
+  const run = root.querySelector("button[name='run_anyway']");
+  assert.equal(stop.hidden, true);
+  model.set("_running", true);
+  assert.equal(stop.hidden, false);
+  stop.dispatchEvent(new dom.window.MouseEvent("click"));
+  model.set("_running", false);
+  model.set("_estimate", { windows: 965000, eigenvalues: 48250000, layers: 39, seconds: 540, cached: false,
+    over_budget: true, waiting: true, text: "965,000 windows: about 9 min 0 s (above the 20 s budget)" });
+  assert.equal(run.hidden, false);
+  assert.equal(run.textContent, "run anyway");
+  assert.match(root.querySelector(".fv-estimate").textContent, /above the 20 s budget/);
+  assert.equal(root.dataset.waiting, "true");
+  run.dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.deepEqual(model.sent, [{ type: "stop" }, { type: "run_anyway" }]);
+  cleanup();
+});
+
+test("a provisional or partial result is marked on the root and in a banner", () => {
+  const { model, root, cleanup } = mount();
+  const banner = root.querySelector(".fv-provisional-banner");
+  assert.equal(banner.hidden, true);
+  model.set("_provisional", true);
+  assert.equal(root.dataset.provisional, "true");
+  assert.ok(root.classList.contains("fv-provisional"));
+  assert.match(banner.textContent, /Provisional/);
+  model.set("_provisional", false);
+  model.set("_results_for", { window: 32, q: 1, windows_per_dim: 3, stride: null, fit: "median", kind: "partial", layers: 5 });
+  model.set("_partial", true);
+  assert.equal(root.dataset.provisional, "false");
+  assert.match(banner.textContent, /Partial: the 5 layers/);
   cleanup();
 });
 
@@ -106,7 +198,7 @@ test("status, errors and the refresh button", () => {
   model.set("_running", true);
   assert.ok(root.classList.contains("fv-running"));
   model.set("_running", false);
-  root.querySelector(".fv-button").dispatchEvent(new dom.window.MouseEvent("click"));
+  root.querySelector(".fv-controls .fv-button").dispatchEvent(new dom.window.MouseEvent("click"));
   assert.deepEqual(model.sent, [{ type: "refresh" }]);
   cleanup();
 });
@@ -161,13 +253,22 @@ test("allocation controls send their traits after the debounce; save asks the ke
   cleanup();
 });
 
-test("the sweep button sends the windows typed, then asks for a sweep", () => {
+test("the sweep button sends the windows typed, then asks for a sweep; refused entries are named", () => {
   const { model, root, cleanup } = mount();
   const windows = root.querySelector("input[name='sweep_windows']");
+  const run = root.querySelector("button[name='run_sweep']");
   assert.equal(windows.value, "8, 16, 32");
-  windows.value = "64 16, 16; x 1";
-  root.querySelector("button[name='run_sweep']").dispatchEvent(new dom.window.MouseEvent("click"));
-  assert.deepEqual(model.get("sweep_windows"), [16, 64]);
+  windows.value = "64 16, 16; abc 1 2.5";
+  windows.dispatchEvent(new Event("input"));
+  assert.match(windows.closest(".fv-field").querySelector(".fv-field-error").textContent, /not: abc, 1, 2.5/);
+  assert.equal(run.disabled, true);
+  run.dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.deepEqual(model.sent, []); // the old list is not run instead
+  windows.value = "64 16, 16; 100000";
+  windows.dispatchEvent(new Event("input"));
+  assert.match(windows.closest(".fv-field").querySelector(".fv-field-warning").textContent, /100000 is larger than every layer's short side \(64\)/);
+  run.dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.deepEqual(model.get("sweep_windows"), [16, 64, 100000]);
   assert.deepEqual(model.sent, [{ type: "run_sweep" }]);
   model.set("_sweep_running", true);
   assert.equal(root.querySelector("button[name='run_sweep']").disabled, true);
