@@ -53,7 +53,9 @@ def start_lab(root_dir: Path, timeout: float = 90.0, app: str = "lab") -> Lab:
     wait until its API answers. Its user settings (theme...) live under ``root_dir``."""
     port, token = free_port(), secrets.token_hex(16)
     log = open(root_dir / f"jupyter-{app}.log", "wb")  # noqa: SIM115 (lives as long as the server)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the settings folder as an environment variable too: kernels inherit it, so code in a notebook
+    # (farms_viz.charts.theme) reads the theme this JupyterLab shows
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTERLAB_SETTINGS_DIR": str(root_dir / ".user-settings")}
     env.pop("ANYWIDGET_HMR", None)
     app_class = "JupyterNotebookApp" if app == "notebook" else "LabApp"
     extra = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"] if app == "lab" else []

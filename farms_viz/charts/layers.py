@@ -150,7 +150,8 @@ def alpha_aspect_chart(layers: pd.DataFrame, selected_layer: str | None = None):
     """
     base = alt.Chart(alt.NamedData(name="layers"))
     x = alt.X("aspect_ratio:Q", title="aspect ratio of the matrix (long side / short side)",
-              scale=alt.Scale(type="log", nice=False, padding=12))
+              scale=alt.Scale(type="log", nice=False, padding=12),
+              axis=alt.Axis(labelOverlap="greedy", labelSeparation=6))
     y = alt.Y("alpha_shown:Q", title="alpha", scale=alt.Scale(zero=False, padding=12))
     points = base.transform_calculate(aria=_POINT_TEXT).mark_point(filled=True, opacity=0.85).encode(
         x=x, y=y, color=method_color(), shape=_shape("alpha_clip"), tooltip=LAYER_TOOLTIP,

@@ -22,8 +22,9 @@ METHOD_COLORS = ["#E5762A", "#2F6DB9"]  # orange, blue: apart under deuteranopia
 METHOD_COLOR_NAMES = {"esd": "orange", "farms": "blue"}  # for text alternatives (aria labels)
 METHOD_SHAPES = ["square", "circle"]
 METHOD_DASHES = [[6, 3], [1, 0]]  # standard ESD dashed, FARMS solid
-# Colours of categories that are not methods (roles, settings, kinds of noise): no orange, no blue.
-OTHER_COLORS = ["#4D9A57", "#7A4FA0", "#8A8A8A", "#B8860B", "#C0508A"]
+# Colours of categories that are not methods (roles, settings, kinds of noise): no orange, no blue. Beyond
+# three, deuteranopia leaves them close: pair them with shapes or dashes.
+OTHER_COLORS = ["#4D9A57", "#7A4FA0", "#8A8A8A", "#C0508A", "#1B7F7A"]
 # Reference lines of the alpha charts under the KS fit only: WeightWatcher's reading of the KS-fit
 # alpha (below 2 over-trained, above 6 under-trained). They mean nothing for the median or peak fit.
 ALPHA_RULES = (2.0, 6.0)

@@ -52,7 +52,7 @@ def _setting_scales(data: pd.DataFrame) -> tuple[alt.Color, alt.StrokeDash]:
     """Settings in shades of FARMS' blue (light to dark as listed), each with its own dash."""
     settings = list(dict.fromkeys(data["setting"]))
     color = alt.Color("setting:N", title="grid, aspect", sort=settings,
-                      legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2.5, symbolSize=300),
+                      legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2.5, symbolSize=300, symbolOpacity=1),
                       scale=alt.Scale(domain=settings, range=shades("farms", len(settings))))
     dash = alt.StrokeDash("setting:N", title="grid, aspect", sort=settings,
                           scale=alt.Scale(domain=settings, range=[SETTING_DASHES[i % len(SETTING_DASHES)]
@@ -105,7 +105,7 @@ def alpha_vs_window(frame: pd.DataFrame, *, current_window: int | None = None, b
                alt.Tooltip("alpha_iqr:Q", format=".3f")]
     base = alt.Chart().encode(x=x, color=color)
     layers_ = [
-        base.mark_area(opacity=0.2).encode(y="band_low:Q", y2="band_high:Q"),
+        base.mark_area(opacity=0.14).encode(y="band_low:Q", y2="band_high:Q"),
         base.mark_line(point=True).encode(y=alt.Y("alpha:Q", title="alpha", scale=alt.Scale(zero=False)),
                                           strokeDash=dash, tooltip=tooltip),
     ]

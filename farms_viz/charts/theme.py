@@ -95,6 +95,8 @@ def theme_config(mode: str = "neutral") -> dict:
         "header": {"labelColor": text, "titleColor": text},
         "title": {"color": text, "subtitleColor": muted},
         "text": {"color": text},
+        # a single series is no method: green, never the methods' orange or blue
+        "mark": {"color": OTHER_COLORS[0]},
         "range": {"category": list(OTHER_COLORS)},
     }}
 

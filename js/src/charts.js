@@ -202,9 +202,14 @@ export class ChartPanel {
     return this.queue;
   }
 
-  /** Set Vega parameters (e.g. the spectrum's view options); kept for every later embed. */
-  setSignals(values) {
+  /**
+   * Set Vega parameters (e.g. the spectrum's view options); kept for every later embed. With
+   * `reembed`, the chart is drawn afresh (its axes' labels, hence its size, change with them).
+   */
+  setSignals(values, { reembed = false } = {}) {
+    const changed = Object.entries(values).some(([name, value]) => this.signals[name] !== value);
     Object.assign(this.signals, values);
+    if (reembed) return changed ? this.resetZoom() : this.queue;
     this.queue = this.queue.then(async () => {
       if (!this.view) return;
       let changed = false;

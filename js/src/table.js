@@ -220,6 +220,14 @@ export function createTable(onSelect) {
         const value = row[column.key];
         td.textContent = column.format ? column.format(value) : formatNumber(value);
         if (column.key === "layer" || column.key === "note") td.title = String(value ?? "");
+        if (column.key === "layer" && !row.skipped_reason && row.note) { // the warning, visible without scrolling right
+          const mark = document.createElement("span");
+          mark.className = "fv-warn-mark";
+          mark.textContent = WARNING;
+          mark.title = row.note;
+          mark.setAttribute("aria-label", `warning: ${row.note}`);
+          td.prepend(mark);
+        }
       }
       if (!row.skipped_reason) {
         tr.addEventListener("click", () => { onSelect(row.layer); focusRow(tr); });

@@ -224,7 +224,7 @@ function render({ model, el }) {
 
   function drawView() {
     spectrumOptions.sync();
-    panels.spectrum.setSignals(spectrumOptions.values());
+    panels.spectrum.setSignals(spectrumOptions.values(), { reembed: true });
   }
 
   function drawTable() {
