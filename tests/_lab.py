@@ -131,11 +131,15 @@ def open_notebook(page, lab: Lab, name: str, timeout: float = 90_000) -> None:
 
 
 def run_all_cells(page, timeout: float = 180_000) -> None:
-    """Run > Run All Cells, then wait until no cell shows [*]."""
+    """Run > Run All Cells, then wait until no cell of the notebook shown shows [*].
+
+    Only the visible notebook counts: JupyterLab reopens the notebooks of earlier tests in
+    background tabs (their workspace), whose cells never run.
+    """
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
     page.wait_for_function(
-        """() => { const p = [...document.querySelectorAll('.jp-InputPrompt')];
+        """() => { const p = [...document.querySelectorAll('.jp-InputPrompt')].filter((e) => e.offsetParent !== null);
                    return p.length > 0 && p.every((e) => !e.textContent.includes('*'))
                           && p.every((e) => /\\[\\d+\\]/.test(e.textContent)); }""", timeout=timeout)
 

@@ -276,7 +276,8 @@ def test_many_layers_in_notebook_7(browser_page, notebook7):
     page.wait_for_selector(f"{ALPHA}[data-rendered='true'] .mark-symbol path", timeout=120_000)
     _wait_drawn(page)
     assert len(_points(page, "farms")) == MANY_LAYERS
-    labels = page.eval_on_selector_all(f"{ALPHA} .role-axis-label text", "ts => ts.map(t => t.textContent)")
+    labels = page.eval_on_selector_all(f"{ALPHA} .role-axis[aria-label^='X-axis'] .role-axis-label text",
+                                       "ts => ts.map(t => t.textContent)")
     layer_labels = [t for t in labels if "." in t or t.startswith("\u2026")]
     assert 0 < len(layer_labels) <= MANY_LAYERS  # names shortened and thinned, never overprinted
     _fits(page)

@@ -32,12 +32,14 @@ def _theme(page, name: str) -> None:
 def views_page(browser_page, lab):
     write_notebook(lab.root_dir / "views.ipynb", NOTEBOOK)
     open_notebook(browser_page, lab, "views.ipynb")
-    if browser_page.get_attribute("body", "data-jp-theme-light") == "false":  # an earlier test chose dark
-        _theme(browser_page, "JupyterLab Light")
     run_all_cells(browser_page)
     browser_page.wait_for_selector(f"{ALPHA}[data-rendered='true'] .mark-symbol path", timeout=90_000)
     browser_page.wait_for_selector(f"{SPECTRUM}[data-rendered='true'] .mark-rect path", timeout=90_000)
     _wait_drawn(browser_page)
+    if browser_page.get_attribute("body", "data-jp-theme-light") == "false":  # an earlier test chose dark
+        _theme(browser_page, "JupyterLab Light")
+        browser_page.wait_for_function(
+            "() => document.querySelector(\"" + ALPHA + " svg text\").getAttribute('fill') !== '#fff'")
     return browser_page
 
 

@@ -135,13 +135,13 @@ def _simulation_plan(geometry: Geometry) -> tuple[Geometry, int]:
     return Geometry(short, long, count), repeats
 
 
-def _pooled_gaussian_eigenvalues(geometry: Geometry, rng: np.random.Generator) -> np.ndarray:
-    """Sorted eigenvalues of ``count`` i.i.d. N(0, 1 / long) matrices of short x long, pooled
-    (float64, through the engine's own eigenvalue path)."""
-    w = rng.standard_normal((geometry.count, geometry.short, geometry.long)) / math.sqrt(geometry.long)
+def _pooled_gaussian_eigenvalues(geometry: Geometry, repeats: int, rng: np.random.Generator) -> np.ndarray:
+    """(repeats, count * short) array: each row the sorted eigenvalues of ``count`` i.i.d. N(0, 1 / long)
+    matrices of short x long, pooled; every draw in one batched call of the engine's eigenvalue path."""
+    w = rng.standard_normal((repeats * geometry.count, geometry.short, geometry.long)) / math.sqrt(geometry.long)
     with torch.no_grad():
-        eigenvalues = gram_eigenvalues(torch.from_numpy(w)).reshape(-1).numpy()
-    return np.sort(eigenvalues)
+        eigenvalues = gram_eigenvalues(torch.from_numpy(w)).numpy()
+    return np.sort(eigenvalues.reshape(repeats, -1), axis=1)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -155,7 +155,7 @@ def simulated_alpha(geometry: Geometry, fit: str) -> float:
     """
     drawn, repeats = _simulation_plan(geometry)
     rng = np.random.default_rng([geometry.short, geometry.long, geometry.count])
-    alphas = [fit_power_law(_pooled_gaussian_eigenvalues(drawn, rng), fit).alpha for _ in range(repeats)]
+    alphas = [fit_power_law(row, fit).alpha for row in _pooled_gaussian_eigenvalues(drawn, repeats, rng)]
     finite = [a for a in alphas if np.isfinite(a)]
     return float(np.median(finite)) if finite else float("nan")
 

@@ -311,7 +311,8 @@ export class ChartPanel {
       // the guess was off, or the chart spills over
       const svg = this.container.querySelector("svg.marks");
       const drawn = svg ? Number(svg.getAttribute("width")) : 0;
-      if (drawn > 0 && (drawn > width || (this.overhead === null && drawn < width - 12))) {
+      // (axis labels that overhang the plot change with the width: measure again when off by more than 12 px)
+      if (drawn > 0 && (drawn > width || drawn < width - 12)) {
         this.overhead = Math.max(0, (drawn - sized.plots) / sized.views) + (drawn > width ? 2 : 0);
         return this.embed(false);
       }
