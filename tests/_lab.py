@@ -53,7 +53,9 @@ def start_lab(root_dir: Path, timeout: float = 90.0, app: str = "lab") -> Lab:
     wait until its API answers. Its user settings (theme...) live under ``root_dir``."""
     port, token = free_port(), secrets.token_hex(16)
     log = open(root_dir / f"jupyter-{app}.log", "wb")  # noqa: SIM115 (lives as long as the server)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the settings folder as an environment variable too: kernels inherit it, so code in a notebook
+    # (farms_viz.charts.theme) reads the theme this JupyterLab shows
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTERLAB_SETTINGS_DIR": str(root_dir / ".user-settings")}
     env.pop("ANYWIDGET_HMR", None)
     app_class = "JupyterNotebookApp" if app == "notebook" else "LabApp"
     extra = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"] if app == "lab" else []
@@ -129,11 +131,15 @@ def open_notebook(page, lab: Lab, name: str, timeout: float = 90_000) -> None:
 
 
 def run_all_cells(page, timeout: float = 180_000) -> None:
-    """Run > Run All Cells, then wait until no cell shows [*]."""
+    """Run > Run All Cells, then wait until no cell of the notebook shown shows [*].
+
+    Only the visible notebook counts: JupyterLab reopens the notebooks of earlier tests in
+    background tabs (their workspace), whose cells never run.
+    """
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
     page.wait_for_function(
-        """() => { const p = [...document.querySelectorAll('.jp-InputPrompt')];
+        """() => { const p = [...document.querySelectorAll('.jp-InputPrompt')].filter((e) => e.offsetParent !== null);
                    return p.length > 0 && p.every((e) => !e.textContent.includes('*'))
                           && p.every((e) => /\\[\\d+\\]/.test(e.textContent)); }""", timeout=timeout)
 

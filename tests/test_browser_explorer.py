@@ -156,10 +156,21 @@ def test_the_sweep_runs_on_demand_and_marks_the_current_window(explorer_page):
     _show_tab(page, "sweep")
     assert page.locator(f"{SWEEP} svg").count() == 0  # nothing until asked
     page.locator(f"{ROOT} button[name='run_sweep']").click()
-    page.wait_for_selector(f"{SWEEP}[data-rendered='true'] .mark-line.role-mark path", timeout=180_000)
-    assert page.locator(f"{SWEEP} .mark-line.role-mark path").count() == LAYERS  # one panel per layer
-    assert page.locator(f"{SWEEP} .mark-rule.role-mark line").count() >= LAYERS  # the current window, per panel
+    # the standard ESD's mean is flat (it does not depend on the window): a path of no height
+    page.wait_for_selector(f"{SWEEP}[data-rendered='true'] .mark-line.role-mark path", state="attached",
+                           timeout=180_000)
+    # the model's mean alpha per method on top, the picked layer below: three lines, the window marked in both
+    assert page.locator(f"{SWEEP} .mark-line.role-mark path").count() == 3
+    assert page.locator(f"{SWEEP} .mark-rule.role-mark line").count() >= 2
     assert "6 layers x" in page.inner_text(f"{ROOT} .fv-sweep-status")
+    picker = page.locator(f"{ROOT} select[name='sweep_layer']")
+    assert picker.locator("option").count() == LAYERS
+    before = page.inner_html(SWEEP)
+    other = next(v for v in picker.locator("option").all_inner_texts() if v != picker.input_value())
+    picker.select_option(other)
+    page.wait_for_function(f"(b) => document.querySelector(\"{SWEEP}\").innerHTML !== b", arg=before)
+    assert page.get_attribute(ROOT, "data-selected-layer") == other
+    assert f"one layer: {other}" in page.inner_text(SWEEP)
     page.locator(ROOT).screenshot(path=str(SCREENSHOTS / "explorer_sweep.png"))
 
 
@@ -172,7 +183,7 @@ def _fits(page) -> None:
     overflow = page.eval_on_selector_all(
         f"{ROOT} .fv-chart[data-rendered='true']",
         "cs => cs.filter(c => c.offsetWidth > 0).map(c => [c.dataset.chart,"
-        " c.querySelector('svg').getBoundingClientRect().width - c.clientWidth])")
+        " c.querySelector('.vega-embed').getBoundingClientRect().width - c.clientWidth])")
     # a few px: axis labels differ per redraw
     assert [name for name, extra in overflow if extra > 8] == [], overflow
 
@@ -184,7 +195,8 @@ def _resize(page, width: int) -> float:
     page.wait_for_function(
         """() => [...document.querySelectorAll('.farms-viz .fv-chart[data-rendered="true"]')]
                  .filter((c) => c.offsetWidth > 0)
-                 .every((c) => Math.abs(c.querySelector('svg').getBoundingClientRect().width - c.clientWidth) < 14)""",
+                 .every((c) => Math.abs(c.querySelector('.vega-embed').getBoundingClientRect().width
+                                        - c.clientWidth) < 14)""",
         timeout=30_000)
     return page.evaluate("() => document.querySelector('.farms-viz').clientWidth")
 
@@ -198,7 +210,7 @@ def test_layout_follows_the_output_width(explorer_page):
     assert abs(boxes["alpha_by_layer"]["y"] - boxes["alpha_vs_aspect"]["y"]) < 2  # side by side
     assert boxes["spectrum"]["width"] == pytest.approx(boxes["table"]["width"], abs=2)  # full width
     _fits(page)
-    spectrum_svg = page.locator(f"{SPECTRUM} svg").bounding_box()
+    spectrum_svg = page.locator(f"{SPECTRUM} svg.marks").bounding_box()
     assert spectrum_svg["width"] > 0.9 * boxes["spectrum"]["width"] - 30  # log-log and lin-lin fill the row
     page.locator(ROOT).screenshot(path=str(SCREENSHOTS / f"explorer_output_{width}px.png"))
     # a wide screen: ~1400 px of output
@@ -264,7 +276,8 @@ def test_many_layers_in_notebook_7(browser_page, notebook7):
     page.wait_for_selector(f"{ALPHA}[data-rendered='true'] .mark-symbol path", timeout=120_000)
     _wait_drawn(page)
     assert len(_points(page, "farms")) == MANY_LAYERS
-    labels = page.eval_on_selector_all(f"{ALPHA} .role-axis-label text", "ts => ts.map(t => t.textContent)")
+    labels = page.eval_on_selector_all(f"{ALPHA} .role-axis[aria-label^='X-axis'] .role-axis-label text",
+                                       "ts => ts.map(t => t.textContent)")
     layer_labels = [t for t in labels if "." in t or t.startswith("\u2026")]
     assert 0 < len(layer_labels) <= MANY_LAYERS  # names shortened and thinned, never overprinted
     _fits(page)

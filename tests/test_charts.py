@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.integrate import quad
@@ -14,7 +15,8 @@ from torch import nn
 
 import farms_viz
 from farms_viz import charts
-from farms_viz.charts.data import layer_frame, spectrum_frames, table_frame
+from farms_viz.charts.data import LOG_START_QUANTILE, layer_frame, spectrum_frames, table_frame
+from farms_viz.charts.reference import with_plot_columns
 from farms_viz.engine.marchenko_pastur import mp_density, mp_edges, mp_variance
 from farms_viz.widget.export import analysis_html, save_html, save_png
 
@@ -97,24 +99,64 @@ def test_mp_curve_uses_the_window_shape_for_farms(analysis):
 
 
 # ----- the charts ---------------------------------------------------------------------------
-def test_alpha_per_layer_chart(analysis):
+def test_alpha_per_layer_chart_draws_the_random_baseline_beside_each_point(analysis):
     spec = charts.layer_alpha_chart(layer_frame(analysis), "1").to_dict()
-    assert len(spec["datasets"]["layers"]) == 6
-    assert [r["alpha"] for r in spec["datasets"]["alpha_rules"]] == [2.0, 6.0]
-    points = spec["layer"][-1]
-    assert points["mark"]["type"] == "point"
+    rows = spec["datasets"]["layers"]
+    assert len(rows) == 6
+    assert spec["datasets"]["alpha_rules"] == []  # 2 and 6 belong to the KS fit: not drawn for the median fit
+    *_, baseline, points = spec["layer"]
+    assert points["mark"]["type"] == "point" and points["encoding"]["y"]["field"] == "alpha_shown"
+    assert baseline["mark"]["type"] == "tick" and baseline["encoding"]["y"]["field"] == "baseline_shown"
+    assert baseline["encoding"]["xOffset"] == points["encoding"]["xOffset"]  # beside its own point
+    assert all(r["baseline_shown"] == pytest.approx(r["alpha_baseline"]) for r in rows)
     tooltip = {t["field"] for t in points["encoding"]["tooltip"]}
-    assert {"layer", "shape", "aspect_ratio", "alpha", "D", "num_windows", "coverage"} <= tooltip
+    assert {"layer", "shape", "aspect_ratio", "alpha", "alpha_baseline", "D", "num_windows", "coverage",
+            "sampling_note"} <= tooltip
     assert points["encoding"]["x"]["sort"] == {"field": "order"}
+    assert points["encoding"]["shape"]["scale"]["range"] == ["square", "circle"]  # the methods apart without colour
+    assert points["encoding"]["description"]["field"] == "aria"  # each point has a spoken label
     assert {"name": "selected_layer", "value": "1"} in spec["params"]
 
 
-def test_alpha_vs_aspect_chart_has_a_log_axis_and_a_trend_per_method(analysis):
+def test_the_ks_fit_draws_the_2_and_6_rules_and_no_baseline():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(96, 96), nn.Linear(96, 192))
+    ks = farms_viz.analyze(model, window=32, windows_per_dim=4, fit="ks", progress=False)
+    spec = charts.layer_alpha_chart(layer_frame(ks)).to_dict()
+    assert [r["alpha"] for r in spec["datasets"]["alpha_rules"]] == [2.0, 6.0]
+    assert all(r["baseline_shown"] is None for r in spec["datasets"]["layers"])
+    assert all(r["alpha_baseline"] > 1 for r in spec["datasets"]["layers"])  # still in the data and tooltips
+
+
+def test_an_outlier_is_held_at_the_edge_and_marked():
+    frame = pd.DataFrame({"alpha": [2.1, 2.6, 3.0, 3.4, 4.2, 5.0, 38.0], "alpha_baseline": 2.12})
+    shown = with_plot_columns(frame, "ks")
+    low, high = shown["y_low"].iloc[0], shown["y_high"].iloc[0]
+    assert high < 12 and low == 2.1  # one layer at 38 does not squash the others
+    assert shown["alpha_clip"].tolist() == [None] * 6 + ["above"]
+    assert shown["alpha_shown"].iloc[-1] == high
+    assert shown["alpha_shown"].iloc[:6].tolist() == frame["alpha"][:6].tolist()
+    points = charts.layer_alpha_chart(layer_frame_like(shown)).to_dict()["layer"][-1]
+    assert {"test": "datum.alpha_clip === 'above'", "value": "triangle-up"} in points["encoding"]["shape"]["condition"]
+
+
+def layer_frame_like(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(layer=[str(i) for i in range(len(frame))], order=range(len(frame)), method="esd",
+                        method_label="standard ESD", fit="ks")
+
+
+def test_alpha_vs_aspect_chart_draws_each_methods_baseline_against_the_aspect_ratio(analysis):
     spec = charts.alpha_aspect_chart(layer_frame(analysis)).to_dict()
-    trend, points = spec["layer"]
+    _rules, baseline, points = spec["layer"]
     assert points["encoding"]["x"]["scale"]["type"] == "log"
-    regression = trend["transform"][-1]
-    assert regression["regression"] == "alpha" and regression["groupby"] == ["method_label"]
+    assert baseline["mark"]["type"] == "line" and baseline["encoding"]["y"]["field"] == "baseline"
+    assert baseline["transform"][-1]["groupby"] == ["method_label", "aspect_ratio"]
+    assert baseline["encoding"]["strokeDash"]["scale"]["range"] == [[6, 3], [1, 0]]
+    # the standard ESD's baseline rises with the aspect ratio; FARMS' stays flat
+    rows = pd.DataFrame(spec["datasets"]["layers"])
+    esd = rows[rows.method == "esd"].sort_values("aspect_ratio")
+    assert esd.groupby("aspect_ratio")["alpha_baseline"].mean().is_monotonic_increasing
+    assert rows[rows.method == "farms"]["alpha_baseline"].std() < 0.05
 
 
 def test_spectrum_chart_has_log_log_and_lin_lin_views(analysis):
@@ -124,6 +166,29 @@ def test_spectrum_chart_has_log_log_and_lin_lin_views(analysis):
     assert log_view["layer"][0]["encoding"]["y"]["scale"]["type"] == "log"
     assert linear_view["layer"][0]["encoding"]["x"]["scale"]["type"] == "linear"
     assert set(spec["datasets"]) == {"spectrum_histogram", "spectrum_curves", "spectrum_xmin"}
+    params = {p["name"]: p["value"] for p in spec["params"] if "value" in p}
+    assert params["spectrum_units"] == "normalised" and params["spectrum_methods"] == "both"
+    # every view divides by the method's unit unless raw, and shows the chosen methods
+    steps = json.dumps(log_view["layer"][0]["transform"])
+    assert "spectrum_units === 'raw' ? 1 : datum.unit" in steps and "spectrum_methods === 'both'" in steps
+    with pytest.raises(ValueError, match="units must be one of"):
+        charts.spectrum_chart({}, units="log")
+
+
+def test_normalised_spectra_of_both_methods_share_one_scale(analysis):
+    frames = spectrum_frames(analysis, "1")  # a 512 x 128 layer, 32 x 32 windows
+    units = frames["xmin"].set_index("method")["unit"]
+    for method in ("esd", "farms"):
+        assert units[method] == pytest.approx(np.mean(analysis.eigenvalues("1", method)))
+    raw = frames["histogram"].query("scale == 'log'").groupby("method")["bin_end"].max()
+    normalised = raw / units[raw.index]
+    assert raw["esd"] / raw["farms"] > 5  # raw: FARMS' windows sit far to the left of the matrix's ESD
+    assert normalised["esd"] / normalised["farms"] < 1.5  # normalised: on one axis
+    # the log view starts where the mass is, not at the near-zero eigenvalues of square windows
+    farms = np.sort(analysis.eigenvalues("1", "farms"))
+    start = frames["histogram"].query("scale == 'log' and method == 'farms'")["bin_start"].min()
+    assert start == farms[farms >= np.quantile(farms, LOG_START_QUANTILE)][0]
+    assert np.log10(farms[-1] / start) < 3.5 < np.log10(farms[-1] / farms[0])
 
 
 def test_default_layer_is_the_largest_gap(analysis):

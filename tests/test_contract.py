@@ -23,7 +23,8 @@ JS = REPO / "js"
 def _js_contract() -> dict:
     script = ("import('./src/contract.js').then((c) => console.log(JSON.stringify({synced: c.SYNCED_STATE, "
               "static: c.STATIC_STATE, messages: c.MESSAGES, panels: c.PANELS, tabs: c.TABS, "
-              "sources: c.ALLOCATION_SOURCES, labels: c.METHOD_LABELS})))")
+              "sources: c.ALLOCATION_SOURCES, labels: c.METHOD_LABELS, units: c.SPECTRUM_UNITS, "
+              "shown: c.SPECTRUM_METHODS})))")
     result = subprocess.run(["node", "--input-type=module", "-e", script], cwd=JS, capture_output=True, text=True,
                             check=True, timeout=60)
     return json.loads(result.stdout)
@@ -47,6 +48,7 @@ def test_the_front_end_states_the_same_contract():
     assert js["tabs"] == list(contract.TABS)
     assert js["sources"] == list(contract.ALLOCATION_SOURCES)
     assert js["labels"] == METHOD_LABELS
+    assert js["units"] == list(contract.SPECTRUM_UNITS) and js["shown"] == list(contract.SPECTRUM_METHODS)
 
 
 def test_the_js_typedef_documents_every_state_name():

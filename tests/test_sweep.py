@@ -122,7 +122,9 @@ def _marks(spec):
 
 def test_alpha_vs_window_band_line_esd_and_current_window(frame):
     spec = alpha_vs_window(frame, current_window=16, band="iqr").to_dict()
-    assert spec["facet"]["field"] == "layer" and spec["resolve"]["scale"]["y"] == "independent"
+    # one y scale for every panel, each with its own labelled axes
+    assert spec["facet"]["field"] == "layer" and spec["resolve"]["scale"]["y"] == "shared"
+    assert spec["resolve"]["axis"] == {"x": "independent", "y": "independent"}
     assert _marks(spec) == ["area", "line", "rule", "rule"]
     current = spec["spec"]["layer"][3]
     assert current["transform"][1]["calculate"] == "16.0"

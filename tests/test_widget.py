@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -227,8 +228,17 @@ def test_run_sweep_in_the_background_draws_alpha_against_window():
     assert list(dict.fromkeys(frame["layer"])) == analysis.layers
     assert not explorer._sweep_running and "3 layers x 6 windows" in explorer.sweep_status
     spec = explorer._specs["sweep"]
-    assert spec["facet"]["field"] == "layer" and spec["data"] == {"name": "sweep"}
+    # the model's mean alpha per method on top, the selected layer's below, one labelled window axis
+    top, bottom = spec["vconcat"]
+    assert top["layer"][0]["data"] == {"name": "sweep_mean"} and bottom["layer"][0]["data"] == {"name": "sweep"}
+    assert {"filter": "datum.layer === selected_layer"} in bottom["layer"][0]["transform"]
+    assert top["layer"][0]["encoding"]["x"]["title"] == bottom["layer"][0]["encoding"]["x"]["title"] == "window m"
     assert len(explorer._datasets["sweep"]) == len(frame)
+    means = pd.DataFrame(explorer._datasets["sweep_mean"]).set_index(["window", "method"])["alpha"]
+    for window in explorer.sweep_windows:
+        rows = frame[frame.window == window]
+        assert means[(window, "farms")] == pytest.approx(rows["alpha"].mean(), rel=1e-4)
+        assert means[(window, "esd")] == pytest.approx(rows["esd_alpha"].mean(), rel=1e-4)
     assert '"32.0"' in str(spec).replace("'", '"')  # the current window's rule
     explorer.window = 24  # the rule follows the window; the sweep stays
     explorer.wait()

@@ -5,20 +5,54 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from ..decisions.allocation import DEFAULT_MAX_SPARSITY
 from .datasets import with_datasets
-from .style import METHOD_COLORS, METHOD_DOMAIN, layer_axis, method_label
+from .style import INK, LIGHT_INK, METHOD_COLORS, METHOD_DOMAIN, layer_axis, method_label
 
 DATASET = "allocation"
 
 
-def allocation_data(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows :func:`allocation_comparison` draws: ``frame`` checked, with a method_title column."""
+def allocation_data(frame: pd.DataFrame, max_sparsity: float | None = None) -> pd.DataFrame:
+    """The rows :func:`allocation_comparison` draws: ``frame`` checked, plus method_title, group_start
+    (the layer opens a new group, when ``frame`` has groups that join layers) and clipped (the
+    sparsity sits at ``max_sparsity``, default ``DEFAULT_MAX_SPARSITY``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"layer": list("abcd"), "method": "farms", "sparsity": [0.5, 0.5, 0.99, 0.7],
+    ...                       "target": 0.7, "group": ["b0", "b0", "b1", "b1"]})
+    >>> allocation_data(frame)[["group_start", "clipped"]].values.tolist()
+    [[False, False], [False, False], [True, True], [False, False]]
+    """
     missing = {"layer", "method", "sparsity", "target"} - set(frame.columns)
     if missing:
         raise ValueError(f"frame lacks columns {sorted(missing)}: pass farms_viz.allocate.allocation_frame(...)")
     if frame.empty:
         raise ValueError("no rows to draw: the allocation frame is empty")
-    return frame.assign(method_title=frame["method"].map(method_label))
+    ceiling = DEFAULT_MAX_SPARSITY if max_sparsity is None else max_sparsity
+    out = frame.assign(method_title=frame["method"].map(method_label),
+                       clipped=frame["sparsity"] >= ceiling - 1e-9, group_start=False)
+    if "group" in frame.columns and frame["group"].nunique() < frame["layer"].nunique():
+        for _, rows in out.groupby("method", sort=False):
+            changed = rows["group"].ne(rows["group"].shift())
+            changed.iloc[0] = False
+            out.loc[rows.index, "group_start"] = changed
+    return out
+
+
+def clipped_layers(frame: pd.DataFrame, method: str, max_sparsity: float | None = None) -> list[str]:
+    """The layers whose ``method`` sparsity sits at the clip (the spread could not be honoured there).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"layer": ["a", "b"], "method": "farms", "sparsity": [0.99, 0.9], "target": 0.95})
+    >>> clipped_layers(frame, "farms")
+    ['a']
+    """
+    data = allocation_data(frame, max_sparsity)
+    return data[(data["method"] == method) & data["clipped"]]["layer"].tolist()
 
 
 def allocation_comparison(frame: pd.DataFrame, *, show_alpha: bool = True, width: int | None = None,
@@ -52,21 +86,31 @@ def allocation_comparison(frame: pd.DataFrame, *, show_alpha: bool = True, width
              else alt.Undefined)
     color = alt.Color("method_title:N", title="alphas from", sort=methods, scale=scale,
                       legend=alt.Legend(orient="top"))
-    tooltip = [c for c in ("layer:N", "method_title:N", "alpha:Q", "sparsity:Q", "params:Q", "group:N")
+    tooltip = [c for c in ("layer:N", "method_title:N", "alpha:Q", "sparsity:Q", "clipped:N", "params:Q", "group:N")
                if c.split(":")[0] in data.columns]
     source = alt.NamedData(name=DATASET)
-    bars = alt.Chart(source).mark_bar().encode(
+    bars = alt.Chart(source).mark_bar(strokeWidth=1.5).encode(
         x=x, xOffset=alt.XOffset("method_title:N", sort=methods), color=color,
+        # a bar held at the clip is outlined: its layer wanted more than the maximum sparsity
+        stroke=alt.condition("datum.clipped", alt.value({"expr": INK}), alt.value(None)),
         y=alt.Y("sparsity:Q", title="sparsity", scale=alt.Scale(domain=[0, 1])), tooltip=tooltip)
     target = alt.Chart(source).transform_aggregate(target="mean(target)").mark_rule(
         strokeDash=[4, 3], color="gray").encode(y="target:Q")
-    sparsity_panel = alt.layer(bars, target).properties(width=width, height=height)
+    # block boundaries when grouping: a rule where a new group starts, once (the first method's rows)
+    first = f"datum.group_start && datum.method_title === {methods[0]!r}"
+    boundaries = alt.Chart(source).transform_filter(first).mark_rule(strokeDash=[2, 3], color="#888").encode(
+        x=alt.X("layer:N", sort=order, bandPosition=0),
+        tooltip=[alt.Tooltip("group:N", title="block starts")] if "group" in data.columns else alt.Undefined)
+    sparsity_panel = alt.layer(bars, target, boundaries).properties(width=width, height=height)
     if not (show_alpha and "alpha" in data.columns):
-        return with_datasets(sparsity_panel, {DATASET: data}, selectable=False)
+        return with_datasets(sparsity_panel.add_params(alt.param(name=INK, value=LIGHT_INK)), {DATASET: data},
+                             selectable=False)
     # the layer names are written once, under the sparsity bars
     alphas = alt.Chart(source).mark_line(point=True).encode(
         x=alt.X("layer:N", sort=order, title=None, axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y("alpha:Q", title="alpha", scale=alt.Scale(zero=False)), color=color,
-        tooltip=tooltip).properties(width=width, height=height * 2 // 3)
-    return with_datasets(alt.vconcat(alphas, sparsity_panel).resolve_scale(x="shared"), {DATASET: data},
-                         selectable=False)
+        tooltip=tooltip)
+    alpha_panel = alt.layer(boundaries, alphas).properties(width=width, height=height * 2 // 3)
+    chart = alt.vconcat(alpha_panel, sparsity_panel).resolve_scale(x="shared").add_params(
+        alt.param(name=INK, value=LIGHT_INK))
+    return with_datasets(chart, {DATASET: data}, selectable=False)

@@ -64,11 +64,12 @@ def split_rows(chart) -> tuple[dict, dict[str, list[dict]]]:
 
 
 def strip_datasets(chart):
-    """A sub-chart without its own data sets and ``SELECTED`` parameter (the parent carries them)."""
+    """A sub-chart without its own data sets and variable parameters (``SELECTED`` and the
+    view options: the parent carries them); its selections (zoom) stay."""
     clone = chart.copy(deep=True)
     clone.datasets = alt.Undefined
     clone.params = [prm for prm in (clone.params if clone.params is not alt.Undefined else [])
-                    if getattr(prm, "name", None) != SELECTED] or alt.Undefined
+                    if getattr(prm, "select", alt.Undefined) is not alt.Undefined] or alt.Undefined
     return clone
 
 

@@ -9,8 +9,8 @@ from ..engine.analysis import Analysis
 from .data import layer_frame, spectrum_frames
 from .datasets import strip_datasets, with_datasets
 from .layers import alpha_aspect_chart, default_layer, layer_alpha_chart
-from .spectrum import spectrum_chart
-from .style import ALPHA_RULES
+from .spectrum import METHODS_PARAM, UNITS_PARAM, spectrum_chart
+from .style import INK, LIGHT_INK, alpha_rules
 
 
 def explorer_charts(analysis: Analysis, selected_layer: str | None = None) -> dict[str, alt.TopLevelMixin]:
@@ -34,8 +34,15 @@ def explorer_charts(analysis: Analysis, selected_layer: str | None = None) -> di
     }
 
 
-def report_chart(analysis: Analysis, selected_layer: str | None = None):
+def report_chart(analysis: Analysis, selected_layer: str | None = None, units: str = "normalised",
+                 methods: str = "both"):
     """All explorer charts in one figure (for PNG/SVG export).
+
+    Parameters
+    ----------
+    analysis : the analysis to draw.
+    selected_layer : the layer whose spectrum is drawn (default: the largest alpha gap).
+    units, methods : the spectrum's view (see :func:`~farms_viz.charts.spectrum.spectrum_chart`).
 
     Returns
     -------
@@ -45,13 +52,15 @@ def report_chart(analysis: Analysis, selected_layer: str | None = None):
     layers = layer_frame(analysis)
     p = analysis.params
     sampling = f"stride {p.stride}" if p.stride else f"{p.windows_per_dim} windows per dim"
-    frames = {"layers": layers, "alpha_rules": pd.DataFrame({"alpha": ALPHA_RULES}),
+    frames = {"layers": layers, "alpha_rules": pd.DataFrame({"alpha": alpha_rules(p.fit)}, dtype=float),
               **{f"spectrum_{k}": v for k, v in spectrum_frames(analysis, layer).items()}}
     body = alt.vconcat(
         strip_datasets(layer_alpha_chart(layers, layer)),
         alt.hconcat(strip_datasets(alpha_aspect_chart(layers, layer)), spacing=30),
-        strip_datasets(spectrum_chart({}, layer)),
+        strip_datasets(spectrum_chart({}, layer, units=units, methods=methods)),
         spacing=34,
-    ).properties(title=alt.Title("farms_viz: standard ESD vs FARMS",
+    ).resolve_scale(strokeDash="independent").properties(title=alt.Title("farms_viz: standard ESD vs FARMS",
                                  subtitle=f"window {p.window}, Q {p.q:g}, {sampling}, {p.fit} fit"))
+    body = body.add_params(alt.param(name=UNITS_PARAM, value=units), alt.param(name=METHODS_PARAM, value=methods),
+                           alt.param(name=INK, value=LIGHT_INK))
     return with_datasets(body, frames, layer)

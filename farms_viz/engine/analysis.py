@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from . import windows as _windows
+from .baseline import alpha_baseline
 from .cache import SPECTRA, fingerprint
 from .cpu_threads import background_pool, compute_pool, workers
 from .fits import PowerLawFit, fit_power_law
@@ -37,6 +38,7 @@ from .params import (
 )
 from .progress import ProgressCallback, progress_reporter
 from .run_control import RunControl
+from .sampling import sampling_notes
 from .spectra import CHUNK_BYTES, esd_eigenvalues, farms_window_eigenvalues, pooled
 from .windows import WindowGrid, check_pooled_size, pooled_eigenvalue_count, window_grid
 
@@ -76,6 +78,23 @@ class LayerSpectrum:
     grid: WindowGrid | None = None
     window_eigenvalues: np.ndarray | None = None
 
+    @property
+    def alpha_baseline(self) -> float:
+        """The alpha an i.i.d. Gaussian matrix of this geometry gets under the same fit.
+
+        The same shape (standard ESD) or the same windows (FARMS); see
+        :func:`farms_viz.engine.baseline.alpha_baseline`. Below it: a heavier tail than noise.
+        """
+        if self.grid is None:
+            return alpha_baseline(self.rows, self.cols, self.fit.rule, self.num_slices)
+        g = self.grid
+        return alpha_baseline(g.window_rows, g.window_cols, self.fit.rule, g.num_windows * self.num_slices)
+
+    @property
+    def sampling_note(self) -> str:
+        """Why FARMS' sample of this layer may be too thin to trust ("" when fine; the ESD: always "")."""
+        return "; ".join(sampling_notes(self.grid)) if self.grid is not None else ""
+
     def row(self) -> dict:
         """This spectrum as one row of :meth:`Analysis.to_pandas`."""
         g = self.grid
@@ -88,6 +107,7 @@ class LayerSpectrum:
             "num_slices": self.num_slices,
             "aspect_ratio": max(self.rows, self.cols) / min(self.rows, self.cols),
             "alpha": self.fit.alpha,
+            "alpha_baseline": self.alpha_baseline,
             "xmin": self.fit.xmin,
             "D": self.fit.D,
             "n_tail": self.fit.n_tail,
@@ -98,15 +118,16 @@ class LayerSpectrum:
             "coverage": g.coverage if g is not None else 1.0,
             "window_clamped": g.clamped if g is not None else False,
             "covers_whole_matrix": g.covers_whole_matrix if g is not None else True,
+            "sampling_note": self.sampling_note,
             **self.metrics,
         }
 
 
 COLUMNS = (
-    "layer", "method", "kind", "rows", "cols", "num_slices", "aspect_ratio", "alpha", "xmin", "D", "n_tail",
-    "fit", "num_windows", "window_rows", "window_cols", "coverage", "window_clamped", "covers_whole_matrix",
-    "lambda_max", "spectral_norm", "norm", "log_norm", "log_spectral_norm", "stable_rank", "alpha_weighted",
-    "num_eigs",
+    "layer", "method", "kind", "rows", "cols", "num_slices", "aspect_ratio", "alpha", "alpha_baseline", "xmin",
+    "D", "n_tail", "fit", "num_windows", "window_rows", "window_cols", "coverage", "window_clamped",
+    "covers_whole_matrix", "sampling_note", "lambda_max", "spectral_norm", "norm", "log_norm",
+    "log_spectral_norm", "stable_rank", "alpha_weighted", "num_eigs",
 )
 
 
@@ -150,12 +171,15 @@ class Analysis:
         """One row per (layer, method), layers in model order.
 
         Columns: layer, method, kind, rows, cols, num_slices, aspect_ratio (long side /
-        short side), alpha, xmin, D, n_tail, fit, num_windows, window_rows, window_cols,
-        coverage (fraction of entries some window covers), window_clamped,
-        covers_whole_matrix (FARMS equals the ESD there), lambda_max, spectral_norm, norm,
-        log_norm, log_spectral_norm, stable_rank, alpha_weighted, num_eigs. For FARMS the
-        spectral metrics describe the pooled window sample. The standard ESD counts as one
-        window covering the whole matrix.
+        short side), alpha, alpha_baseline (the alpha an i.i.d. Gaussian matrix of the same
+        shape gets under the same windows and fit: docs/spec.md, section 6), xmin, D, n_tail,
+        fit, num_windows, window_rows, window_cols, coverage (fraction of entries some window
+        covers), window_clamped, covers_whole_matrix (FARMS equals the ESD there),
+        sampling_note (why FARMS' sample may be too thin to trust: low coverage, few
+        eigenvalues per window, a single window, a clamped window; "" when fine), lambda_max,
+        spectral_norm, norm, log_norm, log_spectral_norm, stable_rank, alpha_weighted,
+        num_eigs. For FARMS the spectral metrics describe the pooled window sample. The
+        standard ESD counts as one window covering the whole matrix.
         """
         methods = self.methods
         rows = [self.spectra[(layer, m)].row() for layer in self.layers for m in methods

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..charts.spectrum import SHOWN_METHODS, UNITS
 from ..charts.style import METHOD_LABELS
 from ..engine.params import FITS, PARAMETER_RULES
 
@@ -33,6 +34,10 @@ SYNCED_STATE: dict[str, str] = {
     "allocation_path": "where 'save JSON' writes the allocation (kernel side)",
     "sweep_windows": "the window sizes the sweep tries",
     "sweep_status": "what the sweep is doing or did (read-only)",
+    # view options: how the spectrum is drawn (no recomputation; the front end switches them)
+    "spectrum_units": "the spectrum's eigenvalue axis: one of SPECTRUM_UNITS ('normalised': each method's "
+                      "eigenvalues divided by their mean, so the methods compare; 'raw')",
+    "spectrum_methods": "the methods the spectrum shows: one of SPECTRUM_METHODS",
     "_running": "an analysis is in flight",
     "_sweep_running": "a sweep is in flight",
     "_allocation_note": "one line under the allocation chart",
@@ -60,6 +65,9 @@ PANELS = ("alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep"
 TABS = ("spectra", "allocation", "sweep")
 # Whose alphas an allocation can use, in the order the control offers them.
 ALLOCATION_SOURCES = ("farms", "esd")
+# The spectrum's view options, in the order the controls offer them.
+SPECTRUM_UNITS = UNITS
+SPECTRUM_METHODS = SHOWN_METHODS
 
 WINDOW_MIN = 2
 Q_MIN, Q_MAX = 0.1, 4.0

@@ -38,7 +38,9 @@ import numpy as np
 import traitlets as t
 
 from .._deprecation import warn_renamed
-from ..decisions.allocation import allocation_frame, sparsity_from_analysis
+from ..charts.allocation import clipped_layers
+from ..charts.style import method_label
+from ..decisions.allocation import DEFAULT_MAX_SPARSITY, allocation_frame, sparsity_from_analysis
 from ..engine.analysis import Analysis, LayerSpectrum, analyze
 from ..engine.cache import SPECTRA
 from ..engine.cost import RunCost, estimate_cost, record_run
@@ -48,7 +50,7 @@ from ..engine.params import DEFAULT_FIT, DEFAULT_Q, DEFAULT_WINDOW, DEFAULT_WIND
 from ..engine.run_control import AnalysisCancelled, RunControl
 from ..engine.sweep import sweep
 from . import export, lifetime
-from .contract import ALLOCATION_SOURCES, MESSAGES, slider_limits
+from .contract import ALLOCATION_SOURCES, MESSAGES, SPECTRUM_METHODS, SPECTRUM_UNITS, slider_limits
 from .prefetch import COARSE_WINDOWS_PER_DIM, ResultStore, coarse, neighbours, result_key, windows_key
 from .run_status import RunProgress, estimate_state, format_seconds, params_text
 from .runner import Runner
@@ -80,6 +82,7 @@ STATIC = Path(__file__).parent / "static"
 _FARMS_TRAITS = ("window", "q", "windows_per_dim", "stride", "fit")
 _FIXED_PARAMS = ("method", "conv_norm", "device", "include", "exclude", "max_eigenvalues")
 _ALLOCATION_TRAITS = ("target", "epsilon", "groups", "alphas_from")
+_VIEW_TRAITS = ("spectrum_units", "spectrum_methods")  # how the spectrum is drawn: no recomputation
 # Old trait names, kept working with a DeprecationWarning.
 _RENAMED_TRAITS = {"target_sparsity": "target", "grouping": "groups", "allocation_method": "alphas_from"}
 SWEEP_WINDOW_COUNT = 5
@@ -115,6 +118,9 @@ class Explorer(anywidget.AnyWidget):
     allocation_path : where the "save JSON" button writes ``allocation``.
     sweep_windows : the windows the "run sweep" button tries (default: from the layer sizes).
     sweep_status : read-only; what the sweep is doing or did.
+    spectrum_units : "normalised" (default: each method's eigenvalues divided by their mean, so
+        the standard ESD and FARMS share one axis) or "raw"; ``spectrum_methods``: "both",
+        "esd" or "farms". How the spectrum is drawn; nothing is recomputed.
 
     Examples
     --------
@@ -152,6 +158,8 @@ class Explorer(anywidget.AnyWidget):
     allocation_path = t.Unicode("farms_viz_allocation.json").tag(sync=True)
     sweep_windows = t.List(t.Int()).tag(sync=True)
     sweep_status = t.Unicode("", read_only=True).tag(sync=True)
+    spectrum_units = t.Enum(SPECTRUM_UNITS, SPECTRUM_UNITS[0]).tag(sync=True)
+    spectrum_methods = t.Enum(SPECTRUM_METHODS, SPECTRUM_METHODS[0]).tag(sync=True)
 
     _running = t.Bool(False).tag(sync=True)
     _sweep_running = t.Bool(False).tag(sync=True)
@@ -175,12 +183,13 @@ class Explorer(anywidget.AnyWidget):
             if old in analyze_params:
                 warn_renamed(f"Explorer({old}=...)", f"{new}=")
                 analyze_params[new] = analyze_params.pop(old)
-        unknown = set(analyze_params) - set(_FARMS_TRAITS) - set(_FIXED_PARAMS) - set(_ALLOCATION_TRAITS)
+        unknown = (set(analyze_params) - set(_FARMS_TRAITS) - set(_FIXED_PARAMS) - set(_ALLOCATION_TRAITS)
+                   - set(_VIEW_TRAITS))
         if unknown:
             raise TypeError(f"Explorer got unknown parameter(s) {sorted(unknown)}; it takes "
                             f"{', '.join(_FARMS_TRAITS + _FIXED_PARAMS)} (as farms_viz.analyze does) "
-                            f"and {', '.join(_ALLOCATION_TRAITS)}")
-        allocation = {k: analyze_params.pop(k) for k in _ALLOCATION_TRAITS if k in analyze_params}
+                            f"and {', '.join(_ALLOCATION_TRAITS + _VIEW_TRAITS)}")
+        allocation = {k: analyze_params.pop(k) for k in _ALLOCATION_TRAITS + _VIEW_TRAITS if k in analyze_params}
         _check_alphas_from(allocation.get("alphas_from", "farms"))
         farms = {k: analyze_params.pop(k) for k in _FARMS_TRAITS if k in analyze_params}
         # validate once, at the boundary, with the engine's messages
@@ -354,11 +363,13 @@ class Explorer(anywidget.AnyWidget):
 
     def save_html(self, path: str | Path) -> Path:
         """Write the current view as one self-contained offline HTML file."""
-        return export.save_html(self._require_analysis(), path, selected_layer=self.selected_layer)
+        return export.save_html(self._require_analysis(), path, selected_layer=self.selected_layer,
+                                spectrum_units=self.spectrum_units, spectrum_methods=self.spectrum_methods)
 
     def save_png(self, path: str | Path) -> Path:
         """Write every chart of the current view as one PNG image."""
-        return export.save_png(self._require_analysis(), path, selected_layer=self.selected_layer)
+        return export.save_png(self._require_analysis(), path, selected_layer=self.selected_layer,
+                               spectrum_units=self.spectrum_units, spectrum_methods=self.spectrum_methods)
 
     def close(self) -> None:
         """Close the widget and stop its worker thread (an Explorer nobody references is closed
@@ -626,7 +637,7 @@ class Explorer(anywidget.AnyWidget):
             specs["allocation"] = self._specs["allocation"]
             datasets["allocation"] = self._datasets.get("allocation", [])
         if self._sweep_frame is not None:
-            sweep_spec, sweep_rows = sweep_datasets(self._sweep_frame, self.window)
+            sweep_spec, sweep_rows = sweep_datasets(self._sweep_frame, self.window, layer)
             specs["sweep"] = sweep_spec
             datasets.update(sweep_rows)
         self._spectrum_layer = layer
@@ -707,7 +718,8 @@ class Explorer(anywidget.AnyWidget):
                 if left_out else "")
         weights = frame[frame["method"] == methods[-1]]
         mean = float(np.average(weights["sparsity"], weights=weights["params"]))
-        self._allocation_note = (f"{len(layers)} layers, {int(weights['params'].sum()):,} parameters; "
+        self._allocation_note = (allocation_warning(frame, methods[-1]) +
+                                 f"{len(layers)} layers, {int(weights['params'].sum()):,} parameters; "
                                  f"weighted mean sparsity {mean:.3f}" + (f"; {note}" if note else ""))
         return spec, rows, ""
 
@@ -761,7 +773,7 @@ class Explorer(anywidget.AnyWidget):
         with self._lock:
             self._sweep_frame = frame
             self._sweep_params = params
-            spec, rows = sweep_datasets(frame, self.window)
+            spec, rows = sweep_datasets(frame, self.window, self.selected_layer)
             with self.hold_sync():
                 self._specs = {**self._specs, "sweep": spec}
                 self._datasets = {**self._datasets, **rows}
@@ -799,6 +811,25 @@ class Explorer(anywidget.AnyWidget):
         with self.hold_trait_notifications():
             for name, value in values.items():
                 self.set_trait(name, value)
+
+
+def allocation_warning(frame: Any, method: str) -> str:
+    """"⚠ N of M layers clipped at 0.99 ...: " when an allocation could not honour its spread; else "".
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"layer": ["a", "b", "c"], "method": "farms", "sparsity": [0.99, 0.99, 0.87],
+    ...                       "target": 0.95})
+    >>> allocation_warning(frame, "farms")[:59]
+    '⚠ 2 of 3 layers clipped at the maximum sparsity 0.99 (FARMS'
+    """
+    clipped = clipped_layers(frame, method)
+    if not clipped:
+        return ""
+    total = int((frame["method"] == method).sum())
+    return (f"⚠ {len(clipped)} of {total} layers clipped at the maximum sparsity {DEFAULT_MAX_SPARSITY:g} "
+            f"({method_label(method)} alphas): their spread is lost there; lower the target or ε. ")
 
 
 class _Stale(Exception):

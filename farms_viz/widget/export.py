@@ -117,7 +117,8 @@ def save_csv(analysis: Analysis, path: str | Path) -> Path:
     return target
 
 
-def analysis_html(analysis: Analysis, selected_layer: str | None = None) -> str:
+def analysis_html(analysis: Analysis, selected_layer: str | None = None, spectrum_units: str = "normalised",
+                  spectrum_methods: str = "both") -> str:
     """One self-contained, offline HTML page with every chart and the layer table.
 
     Parameters
@@ -125,6 +126,7 @@ def analysis_html(analysis: Analysis, selected_layer: str | None = None) -> str:
     analysis : the result of :func:`farms_viz.analyze` (both methods for the full picture).
     selected_layer : the layer whose spectrum is shown first (default: the largest
         FARMS/ESD alpha gap). Every layer's spectrum is embedded: clicking one shows it.
+    spectrum_units, spectrum_methods : the spectrum's view at first (the page can switch them).
 
     Returns
     -------
@@ -138,7 +140,8 @@ def analysis_html(analysis: Analysis, selected_layer: str | None = None) -> str:
     True
     """
 
-    state = explorer_state(analysis, selected_layer)
+    state = explorer_state(analysis, selected_layer, spectrum_units=spectrum_units,
+                           spectrum_methods=spectrum_methods)
     p = analysis.params
     sampling = f"stride {p.stride}" if p.stride else f"k = {p.windows_per_dim}"
     state["status"] = f"window m = {p.window}, Q = {p.q:g}, {sampling}, {p.fit} fit · {state['status']}"
@@ -152,9 +155,10 @@ def analysis_html(analysis: Analysis, selected_layer: str | None = None) -> str:
         bundle=bundle)
 
 
-def save_html(analysis: Analysis, path: str | Path, selected_layer: str | None = None) -> Path:
+def save_html(analysis: Analysis, path: str | Path, selected_layer: str | None = None, **view: str) -> Path:
     """Write :func:`analysis_html` to ``path`` (UTF-8, atomically; never onto a device, folder
-    or link); returns the path.
+    or link); returns the path. ``view``: spectrum_units, spectrum_methods, as for
+    :func:`analysis_html`.
 
     Examples
     --------
@@ -165,12 +169,13 @@ def save_html(analysis: Analysis, path: str | Path, selected_layer: str | None =
     '.html'
     """
     target = check_target(path)
-    page = analysis_html(analysis, selected_layer).encode("utf-8")
+    page = analysis_html(analysis, selected_layer, **view).encode("utf-8")
     write_atomically({target: lambda f: f.write(page)})
     return target
 
 
-def save_png(analysis: Analysis, path: str | Path, selected_layer: str | None = None, scale: float = 2.0) -> Path:
+def save_png(analysis: Analysis, path: str | Path, selected_layer: str | None = None, scale: float = 2.0,
+             spectrum_units: str = "normalised", spectrum_methods: str = "both") -> Path:
     """Render every chart (alpha per layer, alpha vs aspect ratio, the spectrum) to one PNG.
 
     Parameters
@@ -179,6 +184,7 @@ def save_png(analysis: Analysis, path: str | Path, selected_layer: str | None = 
     path : where to write the image.
     selected_layer : the layer whose spectrum is drawn (default: the largest alpha gap).
     scale : pixel density (2 gives sharp text on high-DPI screens and in slides).
+    spectrum_units, spectrum_methods : the spectrum's view (see :func:`~farms_viz.charts.spectrum_chart`).
 
     Returns
     -------
@@ -188,7 +194,8 @@ def save_png(analysis: Analysis, path: str | Path, selected_layer: str | None = 
 
     from ..charts.report import report_chart
 
-    spec = report_chart(analysis, selected_layer).to_dict(validate=False)
+    spec = report_chart(analysis, selected_layer, units=spectrum_units, methods=spectrum_methods).to_dict(
+        validate=False)
     target = check_target(path)
     image = vl_convert.vegalite_to_png(spec, scale=scale)
     write_atomically({target: lambda f: f.write(image)})

@@ -16,13 +16,14 @@ from ..charts.data import layer_frame, spectrum_frames, table_frame
 from ..charts.datasets import records, spec_without_rows, split_rows
 from ..charts.layers import alpha_aspect_chart, default_layer, layer_alpha_chart
 from ..charts.spectrum import spectrum_chart
-from ..charts.style import ALPHA_RULES, layer_chart_width
-from ..charts.sweep import alpha_vs_window
+from ..charts.style import alpha_rules, layer_chart_width
+from ..charts.sweep import sweep_overview
 from ..engine.analysis import Analysis
 from .contract import slider_limits
 
 _LAYER_COLUMNS = ["layer", "order", "method", "method_label", "shape", "aspect_ratio", "alpha", "D", "xmin",
-                  "n_tail", "window", "num_windows", "coverage", "covers_whole_matrix", "alpha_delta"]
+                  "n_tail", "window", "num_windows", "coverage", "covers_whole_matrix", "alpha_delta",
+                  "alpha_baseline", "alpha_shown", "alpha_clip", "baseline_shown", "baseline_clip", "sampling_note"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -60,7 +61,7 @@ def explorer_datasets(analysis: Analysis, layer: str | None = None,
     datasets = spectrum_datasets(analysis, layer)
     if not only_spectrum:
         datasets["layers"] = records(layer_frame(analysis)[_LAYER_COLUMNS])
-        datasets["alpha_rules"] = [{"alpha": a} for a in ALPHA_RULES]
+        datasets["alpha_rules"] = [{"alpha": a} for a in alpha_rules(analysis.params.fit)]
     return datasets, layer
 
 
@@ -69,17 +70,19 @@ def table_records(analysis: Analysis) -> list[dict]:
     return records(table_frame(analysis))
 
 
-def explorer_state(analysis: Analysis, selected_layer: str | None = None, all_spectra: bool = True) -> dict:
+def explorer_state(analysis: Analysis, selected_layer: str | None = None, all_spectra: bool = True,
+                   spectrum_units: str = "normalised", spectrum_methods: str = "both") -> dict:
     """The front end's whole state for a static page (the HTML export).
 
     With ``all_spectra`` every layer's spectrum rows are included so that clicking a layer
-    works without a kernel.
+    works without a kernel. ``spectrum_units`` and ``spectrum_methods``: the spectrum's view.
     """
     datasets, layer = explorer_datasets(analysis, selected_layer)
     p = analysis.params
     state = {
         "window": p.window, "q": p.q, "windows_per_dim": p.windows_per_dim, "stride": p.stride, "fit": p.fit,
         "selected_layer": layer, "status": f"{len(analysis.layers)} layers analysed in {analysis.seconds:.2f} s",
+        "spectrum_units": spectrum_units, "spectrum_methods": spectrum_methods,
         "progress": 1.0, "error": "", "_running": False, "_notice": "", "_static": True,
         "_limits": {**slider_limits([p.window]), "fits": [p.fit]},
         "_specs": explorer_specs(len(analysis.layers)), "_datasets": datasets, "_table": table_records(analysis),
@@ -117,15 +120,18 @@ def _allocation_spec(layers: tuple[str, ...], methods: tuple[str, ...], columns:
     return spec_without_rows(allocation_comparison(sample, height=170))
 
 
-def sweep_datasets(frame: pd.DataFrame, current_window: int | None) -> tuple[dict, dict[str, list[dict]]]:
-    """The sweep panel: alpha against window size per layer (current window marked), and its rows.
+def sweep_datasets(frame: pd.DataFrame, current_window: int | None,
+                   selected_layer: str | None = None) -> tuple[dict, dict[str, list[dict]]]:
+    """The sweep panel: the model's mean alpha per method against the window, then the selected
+    layer's (current window marked), and its rows.
 
     Parameters
     ----------
     frame : :func:`farms_viz.sweep` output.
-    current_window : the window in use, drawn as a rule in every layer's panel.
+    current_window : the window in use, drawn as a rule in both panels.
+    selected_layer : the layer drawn at first (the front end follows the selection).
     """
-    chart = alpha_vs_window(frame, current_window=current_window, columns=4, width=170, height=100)
+    chart = sweep_overview(frame, current_window=current_window, selected_layer=selected_layer)
     spec, rows = split_rows(chart)
     return spec, {name: _rounded(value) for name, value in rows.items()}
 

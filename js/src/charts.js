@@ -6,13 +6,29 @@
 // element's width (measured, then corrected once by what the axes and legends really took),
 // and the chart is re-embedded when the element's width changes. A chart whose element is
 // hidden (another tab) keeps its rows and is drawn when it is shown.
+//
+// Charts scroll with the page: the mouse wheel zooms a chart only with Ctrl (or ⌘ or Alt) held,
+// or after a click on the chart (until the pointer leaves it); otherwise the wheel event never
+// reaches Vega and the page scrolls. A "reset zoom" button (and Escape, and Vega's double-click)
+// restores the axes. The chart menu (⋯) exports PNG and SVG. A chart is one tab stop: with
+// `onStep`, the arrow keys move the selected layer.
 import embed, { vega } from "vega-embed";
 
 const SELECTED = "selected_layer";
+const INK = "fv_ink"; // farms_viz.charts.style.INK: outlines of selected marks, in the theme's ink
+const INKS = { light: "#222222", dark: "#f0f0f0" }; // style.LIGHT_INK, style.DARK_INK
 const MIN_PLOT_WIDTH = 160;
 const RESIZE_MS = 150;
+const ACTIONS_PX = 38; // vega-embed's padding for its menu button
+const HINT_MS = 1600;
 // first guesses of the pixels around a plot (y axis, its title, padding); measured afterwards
 const GUESS = { view: 80, facetCell: 70 };
+export const ZOOM_HINT = "Ctrl + wheel (or click the chart first) to zoom; the page scrolls otherwise";
+
+/** True when this wheel event should zoom (a modifier held), not scroll the page. */
+export function zoomsOnWheel(event, active) {
+  return Boolean(active || event.ctrlKey || event.metaKey || event.altKey);
+}
 
 function copyRows(rows) {
   return (rows || []).map((row) => ({ ...row })); // vega tags the objects it holds
@@ -60,10 +76,22 @@ export function sizeSpec(spec, width, overhead) {
 }
 
 export class ChartPanel {
-  constructor(container, name, onSelect) {
+  /**
+   * @param {HTMLElement} container the element the chart is drawn in
+   * @param {string} name the panel's name (contract PANELS)
+   * @param {(layer: string) => void} onSelect a mark with a layer was clicked
+   * @param {{onStep?: (step: number) => void, zoomable?: boolean}} [options] onStep: arrow keys move the
+   *   selection by one layer; zoomable: the chart has a zoom to reset
+   */
+  constructor(container, name, onSelect, { onStep = null, zoomable = true } = {}) {
     this.container = container;
     this.name = name;
     this.onSelect = onSelect;
+    this.onStep = onStep;
+    this.signals = {}; // Vega parameters the page sets (view options), applied at every embed
+    this.zoomed = false;
+    this.active = false; // clicked: the wheel zooms until the pointer leaves
+    this.hintTimer = null;
     this.view = null;
     this.spec = null;
     this.specKey = null;
@@ -84,12 +112,125 @@ export class ChartPanel {
       });
       this.resizeObserver.observe(container);
     }
+    this.tools = this.createTools(zoomable);
+    if (container.parentElement) container.parentElement.insertBefore(this.tools, container);
+    this.listen();
+  }
+
+  /** The row above the chart: the zoom hint (shown when the wheel scrolled instead) and "reset zoom". */
+  createTools(zoomable) {
+    const tools = document.createElement("div");
+    tools.className = "fv-chart-tools";
+    this.hint = document.createElement("span");
+    this.hint.className = "fv-zoom-hint";
+    this.hint.textContent = ZOOM_HINT;
+    this.hint.hidden = true;
+    this.hint.setAttribute("role", "status");
+    this.resetButton = document.createElement("button");
+    this.resetButton.type = "button";
+    this.resetButton.className = "fv-button fv-reset-zoom";
+    this.resetButton.textContent = "reset zoom";
+    this.resetButton.title = "restore the axes (Escape or a double-click on the chart does the same)";
+    this.resetButton.hidden = !zoomable;
+    this.resetButton.addEventListener("click", () => this.resetZoom());
+    tools.append(this.hint, this.resetButton);
+    return tools;
+  }
+
+  listen() {
+    const c = this.container;
+    c.tabIndex = 0;
+    c.setAttribute("role", "group");
+    c.setAttribute("aria-roledescription", "chart");
+    this.handlers = {
+      // capture phase: a wheel event stopped here never reaches Vega, and the page scrolls
+      wheel: (event) => {
+        if (zoomsOnWheel(event, this.active)) {
+          this.markZoomed(true);
+          return;
+        }
+        event.stopPropagation();
+        this.showHint();
+      },
+      pointerdown: () => {
+        this.active = true;
+        c.classList.add("fv-zoom-active");
+      },
+      pointerleave: () => {
+        this.active = false;
+        c.classList.remove("fv-zoom-active");
+      },
+      pointermove: (event) => { if (this.active && event.buttons) this.markZoomed(true); }, // a drag pans
+      dblclick: () => this.markZoomed(false), // Vega resets a scale-bound zoom on a double-click
+      keydown: (event) => this.onKey(event),
+    };
+    for (const [type, handler] of Object.entries(this.handlers)) {
+      c.addEventListener(type, handler, { capture: type === "wheel", passive: type === "wheel" });
+    }
+  }
+
+  onKey(event) {
+    const steps = { ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1 };
+    if (event.key in steps && this.onStep) {
+      event.preventDefault();
+      event.stopPropagation();
+      this.onStep(steps[event.key]);
+    } else if (event.key === "Escape" && this.zoomed) {
+      event.stopPropagation();
+      this.resetZoom();
+    }
+  }
+
+  showHint() {
+    this.hint.hidden = false;
+    clearTimeout(this.hintTimer);
+    this.hintTimer = setTimeout(() => { this.hint.hidden = true; }, HINT_MS);
+  }
+
+  markZoomed(zoomed) {
+    this.zoomed = zoomed;
+    this.resetButton.classList.toggle("fv-zoomed", zoomed);
+    this.container.dataset.zoomed = String(zoomed);
+  }
+
+  /** Back to the axes the data sets (a fresh embed of the same spec and rows). */
+  resetZoom({ onlyIfZoomed = false } = {}) {
+    if (onlyIfZoomed && !this.zoomed) return this.queue;
+    this.markZoomed(false);
+    if (!this.spec || this.available() === 0) return this.queue;
+    this.queue = this.queue.then(() => this.embed()).catch((error) => this.fail(error));
+    return this.queue;
+  }
+
+  /**
+   * Set Vega parameters (e.g. the spectrum's view options); kept for every later embed. With
+   * `reembed`, the chart is drawn afresh (its axes' labels, hence its size, change with them).
+   */
+  setSignals(values, { reembed = false } = {}) {
+    const changed = Object.entries(values).some(([name, value]) => this.signals[name] !== value);
+    Object.assign(this.signals, values);
+    if (reembed) return changed ? this.resetZoom() : this.queue;
+    this.queue = this.queue.then(async () => {
+      if (!this.view) return;
+      let changed = false;
+      for (const [name, value] of Object.entries(values)) {
+        try {
+          this.view.signal(name, value);
+          changed = true;
+        } catch {
+          // a chart without the parameter ignores it
+        }
+      }
+      if (changed) await this.view.runAsync();
+    });
+    return this.queue;
   }
 
   /** Pixels available, 0 when hidden; null where there is no layout (jsdom). */
   available() {
     if (!hasLayout(this.container)) return null;
-    return this.container.clientWidth;
+    const width = this.container.clientWidth;
+    return width > 0 ? Math.max(0, width - ACTIONS_PX) : 0;
   }
 
   markVersion(version) {
@@ -141,8 +282,10 @@ export class ChartPanel {
       full = structuredClone(full);
     }
     full.datasets = Object.fromEntries(datasetNames(full).map((name) => [name, copyRows(datasets[name])]));
-    full.params = (full.params || []).map((param) => (param.name === SELECTED ? { ...param, value: this.selected ?? null } : param));
+    const values = { ...this.signals, [SELECTED]: this.selected ?? null, [INK]: this.dark ? INKS.dark : INKS.light };
+    full.params = (full.params || []).map((param) => (param.name in values && !param.select ? { ...param, value: values[param.name] } : param));
     full.config = { ...(full.config || {}), background: "transparent" };
+    if (full.description) this.container.setAttribute("aria-label", full.description);
     if (this.view) this.view.finalize();
     // vega-embed makes its element an inline-block as wide as the chart: give it a child, so the
     // panel's own element keeps the container's width and can be measured
@@ -151,7 +294,10 @@ export class ChartPanel {
       this.container.replaceChildren(this.target);
     }
     const result = await embed(this.target, full, {
-      actions: false, renderer: "svg", theme: this.dark ? "dark" : undefined, tooltip: { theme: this.dark ? "dark" : "light" },
+      // the chart menu: PNG and SVG export only (the editor and the source views would go online)
+      actions: { export: true, source: false, compiled: false, editor: false },
+      downloadFileName: `farms_viz_${this.name}`,
+      renderer: "svg", theme: this.dark ? "dark" : undefined, tooltip: { theme: this.dark ? "dark" : "light" },
     });
     this.view = result.view;
     this.width = width || 0;
@@ -163,9 +309,10 @@ export class ChartPanel {
     if (sized && retry) {
       // what the axes and legends really took (labels differ with the data): size once more if
       // the guess was off, or the chart spills over
-      const svg = this.container.querySelector("svg");
+      const svg = this.container.querySelector("svg.marks");
       const drawn = svg ? Number(svg.getAttribute("width")) : 0;
-      if (drawn > 0 && (drawn > width || (this.overhead === null && drawn < width - 12))) {
+      // (axis labels that overhang the plot change with the width: measure again when off by more than 12 px)
+      if (drawn > 0 && (drawn > width || drawn < width - 12)) {
         this.overhead = Math.max(0, (drawn - sized.plots) / sized.views) + (drawn > width ? 2 : 0);
         return this.embed(false);
       }
@@ -236,6 +383,10 @@ export class ChartPanel {
 
   dispose() {
     clearTimeout(this.resizeTimer);
+    clearTimeout(this.hintTimer);
+    for (const [type, handler] of Object.entries(this.handlers || {})) {
+      this.container.removeEventListener(type, handler, { capture: type === "wheel" });
+    }
     if (this.resizeObserver) this.resizeObserver.disconnect();
     if (this.view) this.view.finalize();
     this.view = null;

@@ -22,6 +22,8 @@
  * @property {string} allocation_path where "save JSON" writes (kernel side)
  * @property {number[]} sweep_windows window sizes the sweep tries
  * @property {string} sweep_status what the sweep is doing or did
+ * @property {string} spectrum_units the spectrum's eigenvalue axis ("normalised": each method's ÷ its mean, or "raw")
+ * @property {string} spectrum_methods the methods the spectrum shows ("both", "esd" or "farms")
  * @property {boolean} _running an analysis is in flight
  * @property {boolean} _sweep_running a sweep is in flight
  * @property {string} _allocation_note one line under the allocation chart
@@ -80,6 +82,7 @@
 export const SYNCED_STATE = Object.freeze([
   "window", "q", "windows_per_dim", "stride", "fit", "selected_layer", "status", "progress", "error",
   "target", "epsilon", "groups", "alphas_from", "allocation_path", "sweep_windows", "sweep_status",
+  "spectrum_units", "spectrum_methods",
   "_running", "_sweep_running", "_allocation_note", "_limits", "_specs", "_datasets", "_table", "_notice",
   "budget_s", "_estimate", "_results_for", "_provisional", "_partial",
 ]);
@@ -93,5 +96,9 @@ export const PANELS = Object.freeze(["alpha_by_layer", "alpha_vs_aspect", "spect
 export const TABS = Object.freeze(["spectra", "allocation", "sweep"]);
 /** Whose alphas an allocation can use. */
 export const ALLOCATION_SOURCES = Object.freeze(["farms", "esd"]);
+/** The spectrum's eigenvalue axis: each method's eigenvalues ÷ their mean, or as computed. */
+export const SPECTRUM_UNITS = Object.freeze(["normalised", "raw"]);
+/** The methods the spectrum shows. */
+export const SPECTRUM_METHODS = Object.freeze(["both", "esd", "farms"]);
 /** One label per method, as every chart and the table write it. */
 export const METHOD_LABELS = Object.freeze({ esd: "standard ESD", farms: "FARMS" });

@@ -10,15 +10,28 @@ import { createAllocationControls, createControls, createSweepControls } from ".
 import { formatNumber } from "./format.js";
 import { createStatus } from "./status.js";
 import { createTable } from "./table.js";
+import { analysedLayers, createLayerPicker, createSpectrumOptions, stepLayer } from "./views.js";
 
 export const ROOT_CLASS = "farms-viz";
 const CAPTIONS = {
-  alpha_by_layer: "Filled: FARMS sampled the matrix; hollow: the window covers the whole matrix (FARMS = ESD). Dashed lines: α = 2 and 6. Click a point to see its spectrum; drag the y axis to zoom.",
-  alpha_vs_aspect: "A rising ESD trend with a flat FARMS trend is the aspect-ratio bias that FARMS removes.",
-  spectrum: "Bars: density of the eigenvalues. Solid: fitted power-law tail from xmin (dotted). Dashed: Marchenko-Pastur density of a random matrix of the window's shape.",
-  allocation: "Top: each layer's α. Bottom: its pruning ratio from the standard ESD's α and from FARMS's α (dashed: the target). Larger α, more pruning; the parameter-weighted mean is the target.",
-  sweep: "Line: FARMS α of the pooled windows; band: mean ± std of each window fitted on its own (narrow: a stable window size). Dashed: standard ESD α. Red: the current window.",
+  alpha_by_layer: "Squares: standard ESD; circles: FARMS (hollow: the window covers the whole matrix, FARMS = ESD). " +
+    "The short bar beside each point is the α a Gaussian random matrix of the same shape gets through the same windows and fit: " +
+    "near it, the layer is as heavy-tailed as noise; below it, heavier. The median-fit α ranks layers within a model; it is not " +
+    "an absolute grade. Dashed lines at α = 2 and 6 appear under the KS fit only, the fit that rule belongs to. ▲▼: beyond the axis " +
+    "(hover for the value). Click a point or use the arrow keys to choose a layer.",
+  alpha_vs_aspect: "Dashed lines: the α of Gaussian random matrices of each layer's geometry. The standard ESD's rises with the aspect ratio " +
+    "(the bias, drawn); FARMS' stays flat because every window has the same shape.",
+  spectrum: "Bars: density of the eigenvalues. Solid: fitted power-law tail from xmin (dotted). Dashed: Marchenko-Pastur density of a " +
+    "random matrix of the window's shape. Divided by its mean eigenvalue, each method's spectrum is on one axis with the other's: " +
+    "a random window's is then the MP law of mean 1, whatever its size.",
+  allocation: "Top: each layer's α. Bottom: its pruning ratio from the standard ESD's α and from FARMS's α (dashed: the target; outlined: " +
+    "held at the maximum sparsity; dotted: block boundaries when grouping). Larger α, more pruning; the parameter-weighted mean is the target.",
+  sweep: "Top: the model's mean α per method against the window size (the standard ESD does not depend on it). Below: the chosen layer's " +
+    "FARMS α of the pooled windows; band: mean ± std of each window fitted on its own (narrow: a stable window size); dashed: its " +
+    "standard ESD α. Dotted: the current window.",
 };
+const ZOOMABLE = new Set(["alpha_by_layer", "alpha_vs_aspect", "spectrum"]);
+const STEPS_LAYERS = new Set(["alpha_by_layer", "alpha_vs_aspect"]);
 const PANEL_TAB = { allocation: "allocation", sweep: "sweep" }; // the rest are on the spectra tab
 const CHARTS = PANELS.map((name) => ({ name, tab: PANEL_TAB[name], caption: CAPTIONS[name] }));
 const TAB_LABELS = { spectra: "Spectra", allocation: "Allocation", sweep: "Sweep" };
@@ -44,10 +57,14 @@ function element(tag, className, text) {
 
 function layerSummary(rows, layer) {
   const row = (rows || []).find((r) => r.layer === layer);
-  if (!row) return layer ? `spectrum of ${layer}` : "spectrum";
+  if (!row) return { text: layer ? `spectrum of ${layer}` : "spectrum", warning: "" };
   const window = row.window ? `, window ${row.window} × ${row.num_windows}` : "";
-  return `spectrum of ${layer} (${row.shape}${window}): α ESD ${formatNumber(row.alpha_esd)}, ` +
-    `α FARMS ${formatNumber(row.alpha_farms)}`;
+  const random = (value) => (value === null || value === undefined ? "" : ` (random ${formatNumber(value)})`);
+  return {
+    text: `spectrum of ${layer} (${row.shape}${window}): α ESD ${formatNumber(row.alpha_esd)}${random(row.baseline_esd)}, ` +
+      `α FARMS ${formatNumber(row.alpha_farms)}${random(row.baseline_farms)}`,
+    warning: row.sampling_note ? `⚠ FARMS sampled this layer thinly: ${row.sampling_note}` : "",
+  };
 }
 
 function render({ model, el }) {
@@ -68,6 +85,12 @@ function render({ model, el }) {
     model.set("selected_layer", layer);
     model.save_changes();
   };
+  // arrow keys on a chart move the selection through the layers in model order
+  const step = (by) => {
+    const next = stepLayer(analysedLayers(model.get("_table")), model.get("selected_layer"), by);
+    if (next && next !== model.get("selected_layer")) select(next);
+  };
+  const spectrumOptions = createSpectrumOptions(model);
 
   const isStatic = Boolean(model.get("_static"));
   const charts = CHARTS.filter(({ tab }) => !tab || !isStatic); // a static page has no kernel to allocate or sweep
@@ -77,16 +100,19 @@ function render({ model, el }) {
     const section = element("section", `fv-panel fv-panel-${name}`);
     const chart = element("div", "fv-chart");
     chart.dataset.chart = name;
-    if (name === "spectrum") section.appendChild(element("div", "fv-panel-title fv-spectrum-title"));
+    if (name === "spectrum") section.append(element("div", "fv-panel-title fv-spectrum-title"), spectrumOptions.element);
     section.append(chart, element("p", "fv-caption", caption));
-    panels[name] = new ChartPanel(chart, name, select);
+    panels[name] = new ChartPanel(chart, name, select, { onStep: STEPS_LAYERS.has(name) ? step : null,
+      zoomable: ZOOMABLE.has(name) });
     sections[name] = section;
   }
   const row = element("div", "fv-row");
   row.append(sections.alpha_by_layer, sections.alpha_vs_aspect);
   const table = createTable(select);
   const tableSection = element("section", "fv-panel fv-panel-table");
-  tableSection.append(element("div", "fv-panel-title", "layers (click a header to sort, a row to select)"), table.element);
+  const tableTitle = element("div", "fv-panel-title fv-table-title", "layers (click a header to sort, a row to select; ↑ ↓ move)");
+  tableTitle.appendChild(table.tools);
+  tableSection.append(tableTitle, table.element);
 
   const pages = { spectra: element("div", "fv-page fv-page-spectra") };
   pages.spectra.append(row, sections.spectrum, tableSection);
@@ -94,6 +120,7 @@ function render({ model, el }) {
   let allocation = null;
   let sweep = null;
   let allocationNote = null;
+  const layerPicker = createLayerPicker(model);
   if (!isStatic) {
     allocation = createAllocationControls(model);
     sweep = createSweepControls(model);
@@ -101,7 +128,7 @@ function render({ model, el }) {
     pages.allocation = element("div", "fv-page fv-page-allocation");
     pages.allocation.append(allocation.element, allocationNote, sections.allocation);
     pages.sweep = element("div", "fv-page fv-page-sweep");
-    pages.sweep.append(sweep.element, sections.sweep);
+    pages.sweep.append(sweep.element, layerPicker.element, sections.sweep);
     extras.push(allocation, sweep);
   }
   const tabBar = element("div", "fv-tabs");
@@ -155,12 +182,26 @@ function render({ model, el }) {
     for (const panel of Object.values(panels)) panel.setData(datasets, dataVersion);
   }
 
+  let spectrumLayer = model.get("selected_layer");
   function drawSelection() {
     const layer = model.get("selected_layer");
     for (const panel of Object.values(panels)) panel.setSelected(layer);
+    if (layer !== spectrumLayer) { // a new layer starts unzoomed
+      spectrumLayer = layer;
+      panels.spectrum.resetZoom({ onlyIfZoomed: true });
+    }
     table.select(layer);
-    sections.spectrum.querySelector(".fv-spectrum-title").textContent = layerSummary(model.get("_table"), layer);
+    layerPicker.sync();
+    const summary = layerSummary(model.get("_table"), layer);
+    const warning = element("span", "fv-sampling-warning", summary.warning);
+    warning.hidden = !summary.warning;
+    sections.spectrum.querySelector(".fv-spectrum-title").replaceChildren(summary.text, warning);
     root.dataset.selectedLayer = layer || "";
+  }
+
+  function drawView() {
+    spectrumOptions.sync();
+    panels.spectrum.setSignals(spectrumOptions.values(), { reembed: true });
   }
 
   function drawTable() {
@@ -177,6 +218,7 @@ function render({ model, el }) {
       const text = model.get("_allocation_note") || "";
       allocationNote.textContent = text;
       allocationNote.hidden = !text;
+      allocationNote.classList.toggle("fv-warn-note", text.startsWith("⚠"));
     }
   }
 
@@ -187,6 +229,7 @@ function render({ model, el }) {
     "change:_datasets": drawData,
     "change:_table": drawTable,
     "change:selected_layer": drawSelection,
+    "change:spectrum_units change:spectrum_methods": drawView,
     "change:window change:q change:windows_per_dim change:stride change:fit change:_limits change:_results_for": controls.sync,
     "change:target change:epsilon change:groups change:alphas_from change:allocation_path change:sweep_windows change:sweep_status change:_sweep_running change:_allocation_note change:_limits": drawExtras,
   };
@@ -209,6 +252,7 @@ function render({ model, el }) {
   observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
 
   controls.sync();
+  drawView();
   drawExtras();
   status.sync();
   drawMessages();

@@ -178,10 +178,12 @@ test("the table lists skipped layers, sorts on a header click and selects on a r
   const layers = () => [...root.querySelectorAll(".fv-table tbody tr")].map((tr) => tr.dataset.layer);
   assert.deepEqual(layers(), ["a", "b", "c"]);
   assert.match(root.querySelector("tr.fv-skipped").textContent, /skipped: 1-D weight/);
-  const header = [...root.querySelectorAll(".fv-table th")].find((th) => th.dataset.key === "alpha_esd");
+  const header = [...root.querySelectorAll(".fv-table th")].find((th) => th.dataset.key === "alpha_esd")
+    .querySelector("button.fv-sort"); // a button: reachable by keyboard
   header.dispatchEvent(new dom.window.MouseEvent("click"));
-  header.dispatchEvent(new dom.window.MouseEvent("click"));
+  root.querySelector(".fv-table th[data-key='alpha_esd'] button").dispatchEvent(new dom.window.MouseEvent("click"));
   assert.deepEqual(layers(), ["b", "a", "c"]); // descending, blanks last
+  assert.equal(root.querySelector(".fv-table th[data-key='alpha_esd']").getAttribute("aria-sort"), "descending");
   root.querySelector("tr[data-layer='b']").dispatchEvent(new dom.window.MouseEvent("click"));
   assert.equal(model.get("selected_layer"), "b");
   assert.equal(root.querySelector("tr.fv-selected").dataset.layer, "b");
