@@ -185,9 +185,11 @@ def test_stop_between_settings_returns_the_rows_done_and_progress_counts_them():
         if done == 3:
             stop.set()
 
+    streamed = []
     frame = farms_viz.tune(model, evaluate, pruner="magnitude", windows=[8, 16], epsilons=[0.1, 0.2],
-                           progress=progress, should_stop=stop.is_set)
+                           progress=progress, should_stop=stop.is_set, on_row=streamed.append)
     assert len(frame) == 3 and frame.attrs["stopped"] and frame.attrs["planned"] == 1 + 2 + 2 * 2
+    assert [r["metric"] for r in streamed] == frame["metric"].tolist()
     assert [r[:2] for r in reports] == [(1, 7), (2, 7), (3, 7)]
     assert reports[0][2] == "uniform target=0.7" and reports[1][2] == "esd target=0.7 eps=0.1"
 
@@ -228,6 +230,7 @@ def test_prunable_layers_leave_out_embeddings_and_the_output_head():
     (dict(layers="0"), ValueError, "sequence of layer names"),
     (dict(higher_is_better="yes"), TypeError, "higher_is_better"),
     (dict(should_stop=True), TypeError, "should_stop"),
+    (dict(on_row=[]), TypeError, "on_row"),
     (dict(pruner_options={"damp": 0.1}), ValueError, "takes no options"),
     (dict(evaluate=lambda m: "fine"), TypeError, "evaluate must return one number"),
 ])

@@ -261,7 +261,8 @@ def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibratio
          epsilons: float | Sequence[float] = DEFAULT_EPSILONS, methods: Sequence[str] = METHODS,
          fit: str = "peak", groups: Any = None, layers: Sequence[str] | None = None,
          higher_is_better: bool = False, pruner_options: Mapping[str, Any] | None = None,
-         progress: bool | ProgressCallback = True, should_stop: Callable[[], bool] | None = None) -> pd.DataFrame:
+         progress: bool | ProgressCallback = True, should_stop: Callable[[], bool] | None = None,
+         on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Prune and measure at every setting: which allocation, window, grid and spread prune best.
 
     For each setting the layer-wise sparsities are allocated (``"uniform"``: the target everywhere;
@@ -308,6 +309,8 @@ def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibratio
     should_stop : called before each setting (and each analysis); when it returns True, ``tune``
         stops and returns the rows done so far (``frame.attrs["stopped"]`` is then True). A
         ``threading.Event``'s ``is_set`` works.
+    on_row : called with each row (a dict of the frame's columns, ``best`` not yet decided) as soon as
+        it is measured, e.g. to draw results while ``tune`` runs in a background thread.
 
     Returns
     -------
@@ -352,6 +355,8 @@ def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibratio
                         "calibration text")
     if should_stop is not None and not callable(should_stop):
         raise TypeError("should_stop must be a callable returning True to stop (e.g. threading.Event().is_set)")
+    if on_row is not None and not callable(on_row):
+        raise TypeError("on_row must be a callable on_row(row: dict), or None")
     if not isinstance(higher_is_better, (bool, np.bool_)):
         raise TypeError(f"higher_is_better must be True or False; got {higher_is_better!r}")
     if fit not in FITS:
@@ -417,6 +422,8 @@ def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibratio
                 row["seconds"] = time.perf_counter() - started
                 started = time.perf_counter()
                 rows.append(row)
+                if on_row is not None:
+                    on_row(dict(row))
                 if report is not None:
                     report(len(rows), total, _label(plan.spectral, target_value, epsilon))
             if stopped:
