@@ -10,7 +10,7 @@ from torch import nn
 import farms_viz
 from farms_viz.charts.tune import tune_chart_data, tune_metric_vs_epsilon, tune_metric_vs_window
 from farms_viz.decisions.prunable import prunable_layers
-from farms_viz.decisions.tune import TUNE_COLUMNS, best
+from farms_viz.decisions.tune import TUNE_COLUMNS, best, sparsities_for
 from farms_viz.engine import analysis as analysis_module
 from farms_viz.engine.cache import SPECTRA
 from farms_viz.sources import language_model as lm
@@ -172,6 +172,41 @@ def test_the_best_row_is_the_lowest_metric_or_with_higher_is_better_the_highest(
         assert best(lower, "farms", target=target).name == farms["metric"].idxmin()
     with pytest.raises(ValueError, match="several targets"):
         best(lower)
+
+
+class Blocks(nn.Module):
+    """Three residual MLP blocks (``blocks.N``): block-wise grouping applies."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(48, 96), nn.ReLU(), nn.Linear(96, 48)) for _ in range(3))
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = x + block(x)
+        return x
+
+
+@pytest.mark.parametrize("groups", [None, "blocks"])
+def test_the_sparsities_of_a_row_reproduce_its_metric(groups):
+    torch.manual_seed(0)
+    model = Blocks()
+    x = torch.randn(64, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        dense = model(x)
+
+    def evaluate(pruned):
+        with torch.no_grad():
+            return float((pruned(x) - dense).square().mean())
+
+    frame = farms_viz.tune(model, evaluate, pruner="magnitude", windows=[16, 32], windows_per_dim=3,
+                           epsilons=[0.2, 0.3], groups=groups, progress=False)
+    for _, row in frame.iterrows():
+        ratios = sparsities_for(model, row, frame.attrs["layers"])
+        pruned, _ = farms_viz.prune.magnitude(model, ratios)
+        assert evaluate(pruned) == row["metric"] > 0
+        if groups == "blocks" and row["method"] != "uniform":  # one ratio per block
+            assert len({round(v, 12) for v in ratios.values()}) <= 3
 
 
 def test_stop_between_settings_returns_the_rows_done_and_progress_counts_them():

@@ -36,7 +36,8 @@ from .pruning import OVERALL, magnitude, uniform
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_EPSILONS", "DEFAULT_WINDOWS", "METHODS", "PRUNERS", "TUNE_COLUMNS", "best", "tune"]
+__all__ = ["DEFAULT_EPSILONS", "DEFAULT_WINDOWS", "METHODS", "PRUNERS", "TUNE_COLUMNS", "best", "sparsities_for",
+           "tune"]
 
 METHODS = ("uniform", "esd", "farms")
 PRUNERS = ("magnitude", "wanda", "sparsegpt")
@@ -252,6 +253,57 @@ def best(frame: pd.DataFrame, method: str | None = None, *, target: float | None
                         if x)
         raise ValueError(f"no {what + ' ' if what else ''}row with a finite metric to choose from")
     return rows.loc[index]
+
+
+def sparsities_for(model: nn.Module, row: Mapping[str, Any], layers: Sequence[str], *, groups: Any = None
+                   ) -> dict[str, float]:
+    """The layer-wise sparsities of one :func:`tune` row, to prune with the setting it chose.
+
+    The row's analysis is run again on ``model`` (its spectra come from the cache when ``tune``
+    just computed them) and allocated as ``tune`` did.
+
+    Parameters
+    ----------
+    model : the model ``tune`` measured.
+    row : a row of the frame, e.g. ``best(frame, "farms", target=0.7)``.
+    layers : the pruned layers, ``frame.attrs["layers"]``.
+    groups : the ``groups`` given to ``tune`` when it was a custom labelling; None and ``"blocks"``
+        are read from the row.
+
+    Examples
+    --------
+    >>> import torch.nn as nn
+    >>> model = nn.Sequential(nn.Linear(64, 96), nn.ReLU(), nn.Linear(96, 64), nn.ReLU(), nn.Linear(64, 8))
+    >>> row = {"method": "farms", "window": 32, "windows_per_dim": 4, "stride": None, "q": 1.0,
+    ...        "epsilon": 0.2, "target": 0.5, "fit": "median", "groups": "layers"}
+    >>> ratios = sparsities_for(model, row, ["0", "2"])
+    >>> sorted(ratios), round(sum(ratios.values()) / 2, 3)  # the two layers have equal sizes
+    (['0', '2'], 0.5)
+    """
+    method = row["method"]
+    if method not in METHODS:
+        raise ValueError(f"row['method'] must be one of {METHODS}; got {method!r}: pass a row of the frame "
+                         "tune returns")
+    target = float(row["target"])
+    layers = list(layers)
+    if method == "uniform":
+        return uniform(layers, target)
+    label = row.get("groups")
+    if label == "custom" and groups is None:
+        raise ValueError("this row was allocated with custom groups: pass the same groups= given to tune")
+    if groups is None:
+        groups = "blocks" if label == "blocks" else None
+    spectral = _Spectral(method) if method == "esd" else _Spectral(
+        "farms", int(row["window"]), None if _missing(row.get("windows_per_dim")) else int(row["windows_per_dim"]),
+        None if _missing(row.get("stride")) else int(row["stride"]), float(row["q"]))
+    analysis = _analysis(model, spectral, str(row["fit"]), [_glob_literal(n) for n in layers])
+    assert analysis is not None
+    return sparsity_from_analysis(analysis, target, float(row["epsilon"]), alphas_from=method, groups=groups,
+                                  layers=layers)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibration: Any = None,
