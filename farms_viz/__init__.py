@@ -1,6 +1,7 @@
 """farms_viz: weight eigenspectra without aspect-ratio bias (FARMS) beside the standard ESD.
 
-The analysis (:func:`analyze`, :func:`sweep`) and the decisions (:mod:`allocate`, :mod:`prune`)
+The analysis (:func:`analyze`, :func:`sweep`) and the decisions (:mod:`allocate`, :mod:`prune`,
+:func:`tune`)
 import torch, numpy, scipy and pandas only. The widget (:class:`Explorer`) is imported on first
 use, so a plain script or a training loop never loads Jupyter.
 """
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import allocate, prune
 from ._version import __version__
+from .decisions.tune import tune
 from .engine import (
     Analysis,
     AnalysisParams,
@@ -45,6 +47,7 @@ __all__ = [
     "fit_power_law",
     "prune",
     "sweep",
+    "tune",
     "window_grid",
 ]
 

@@ -2,7 +2,7 @@
 
 The same builders feed the widget (rendered by the bundled vega-embed), the HTML report and
 PNG export (vl-convert). ``data`` turns an :class:`~farms_viz.Analysis` into frames; one builder
-module per panel family (``layers``, ``spectrum``, ``allocation``, ``sweep``); ``datasets`` is
+module per panel family (``layers``, ``spectrum``, ``allocation``, ``sweep``, ``tune``); ``datasets`` is
 the one mechanism by which rows travel as named data sets; ``style`` holds the method labels,
 colours and widths every chart shares.
 """
@@ -15,6 +15,7 @@ from .report import explorer_charts, report_chart
 from .spectrum import spectrum_chart
 from .style import ALPHA_RULES, METHOD_COLORS, METHOD_DOMAIN, METHOD_LABELS, layer_axis, layer_chart_width
 from .sweep import alpha_vs_window, spread_heatmap
+from .tune import tune_metric_vs_epsilon, tune_metric_vs_window
 
 __all__ = [
     "ALPHA_RULES",
@@ -38,5 +39,7 @@ __all__ = [
     "spectrum_frames",
     "spread_heatmap",
     "table_frame",
+    "tune_metric_vs_epsilon",
+    "tune_metric_vs_window",
     "with_datasets",
 ]
