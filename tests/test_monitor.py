@@ -375,6 +375,20 @@ def test_save_load_round_trip(tmp_path, suffix):
     monitor.close()
 
 
+def test_csv_keeps_text_that_looks_missing(tmp_path):
+    # layer names "NA" and "nan", and empty sampling notes, come back as written, not as NaN
+    model = nn.Sequential()
+    model.add_module("NA", nn.Linear(48, 48))
+    model.add_module("nan", nn.Linear(48, 32))
+    monitor = Monitor(model, background=False, **FAST)
+    monitor.step(0)
+    loaded = Monitor.load(monitor.save(tmp_path / "history.csv"))
+    assert sorted(set(loaded.history["layer"])) == ["NA", "nan"]
+    assert set(loaded.history["sampling_note"]) <= set(monitor.history["sampling_note"])
+    pd.testing.assert_frame_equal(loaded.history, monitor.history, check_exact=True)
+    monitor.close()
+
+
 def test_a_loaded_monitor_goes_on_recording_with_a_model(tmp_path):
     monitor = _recorded()
     path = monitor.save(tmp_path / "history.csv")

@@ -38,7 +38,7 @@ from .worker import NICE_INCREMENT, AnalysisThread, analyze_here
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["step", "wall_time", *COLUMNS]
-TEXT_COLUMNS = ("layer", "method", "kind", "fit")
+TEXT_COLUMNS = ("layer", "method", "kind", "fit", "sampling_note")
 # What Monitor(**analyze_params) accepts: analyze's parameters, less progress and executor.
 ANALYZE_PARAMS = ("method", "window", "q", "windows_per_dim", "stride", "fit", "conv_norm", "device",
                   "include", "exclude")

@@ -9,6 +9,7 @@ and folders are never written through, and neither is a file named as an input.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -127,7 +128,16 @@ def read_table(path: str | os.PathLike, text_columns: Iterable[str] = ()) -> tup
             raise ValueError(f"{path} is not a farms_viz table: its first line does not start with "
                              f"{CSV_PREFIX.strip()!r} (Parquet files start with PAR1)")
         metadata = json.loads(first[len(CSV_PREFIX):])
-        return pd.read_csv(f, dtype=dict.fromkeys(text_columns, str), **_ROUND_TRIP), metadata
+        header = next(csv.reader([f.readline()]), [])
+        f.seek(0)
+        f.readline()
+        text = [c for c in text_columns if c in header]
+        # text cells are read as written (an empty note stays "", a layer named "NA" stays "NA");
+        # only an empty numeric cell is a missing value
+        missing = {c: [""] for c in header if c not in text}
+        frame = pd.read_csv(f, dtype=dict.fromkeys(text, str), keep_default_na=False, na_values=missing,
+                            **_ROUND_TRIP)
+        return frame, metadata
 
 
 def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
