@@ -151,8 +151,12 @@ def test_apply_best_sets_the_sliders_and_the_allocation():
     explorer = _explorer(model, OutputError(model))
     with pytest.raises(RuntimeError, match="run the tune first"):
         explorer.apply_best_tune()
-    explorer.run_tune(windows=[8, 16], epsilons=[0.1, 0.3], target=0.6, fit="median")
+    # the button sends the tab's fields with its request
+    explorer._on_custom_message(explorer, {"type": "run_tune", "windows": [16, 8], "epsilons": [0.3, 0.1],
+                                           "target": 0.6, "pruner": "magnitude"}, [])
     frame = explorer.tune_results
+    assert (explorer.tune_windows, explorer.tune_epsilons, explorer.tune_target) == ([8, 16], [0.1, 0.3], 0.6)
+    assert sorted(frame["window"].dropna().unique()) == [8, 16] and frame["target"].eq(0.6).all()
     farms = frame[frame["method"] == "farms"]
     best = farms.loc[farms["metric"].idxmin()]
     explorer._on_custom_message(explorer, {"type": "apply_best_tune", "method": "farms"}, [])  # the button

@@ -163,7 +163,10 @@ def tune_metric_vs_epsilon(frame: pd.DataFrame, *, metric: str = "metric", width
     data["line"] = np.where(data["method"] == "farms", data["setting"].str.replace(r"eps [^,]+, ", "", regex=True),
                             data["method_label"])
     tooltip = ["setting:N", alt.Tooltip("metric:Q", title=metric, format=".4g"), "target:Q"]
-    x = alt.X("epsilon:Q", title="spread epsilon", scale=alt.Scale(zero=False, padding=10))
+    # ticks at the spreads tried only: a padded scale's own ticks crowd into one another
+    spreads = sorted({float(e) for e in data["epsilon"].dropna()})
+    x = alt.X("epsilon:Q", title="spread epsilon", scale=alt.Scale(zero=False, padding=10),
+              axis=alt.Axis(values=spreads, format="~g") if spreads else alt.Axis(format="~g"))
     y = alt.Y("metric:Q", title=metric, scale=alt.Scale(zero=False))
     layers = [
         alt.Chart().transform_filter("datum.method !== 'uniform'").mark_line(point=True, opacity=0.75).encode(

@@ -55,7 +55,6 @@ from .contract import ALLOCATION_SOURCES, MESSAGES, SPECTRUM_METHODS, SPECTRUM_U
 from .prefetch import COARSE_WINDOWS_PER_DIM, ResultStore, coarse, neighbours, result_key, windows_key
 from .run_status import RunProgress, estimate_state, format_seconds, params_text
 from .runner import Runner
-from .tune_tab import TUNE_MESSAGES, TuneTab
 from .state import (
     allocation_datasets,
     allocation_layers,
@@ -65,6 +64,7 @@ from .state import (
     sweep_datasets,
     table_records,
 )
+from .tune_tab import TUNE_MESSAGES, TuneTab
 
 log = logging.getLogger(__name__)
 # A run estimated above this many seconds waits for run_anyway() (the budget_s trait's default).

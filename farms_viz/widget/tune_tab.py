@@ -22,7 +22,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -119,6 +119,25 @@ class TuneTab(t.HasTraits):
     tune_status : read-only; what the tune is doing or did.
     """
 
+    if TYPE_CHECKING:  # what the Explorer provides
+        _model: Any
+        _layers: list[tuple[str, int, int, int]]
+        _lock: Any
+        _specs: Any
+        _datasets: Any
+        window: Any
+        q: Any
+        windows_per_dim: Any
+        stride: Any
+        fit: Any
+        target: Any
+
+        def _set(self, **values: Any) -> None: ...
+
+        def _schedule(self, reason: str, force: bool = False) -> None: ...
+
+        def hold_sync(self) -> Any: ...
+
     tune_pruner = t.Enum(PRUNERS, "magnitude").tag(sync=True)
     tune_target = t.Float(0.7).tag(sync=True)
     tune_windows = t.List(t.Int()).tag(sync=True)
@@ -146,9 +165,10 @@ class TuneTab(t.HasTraits):
             raise TypeError("evaluate= needs the model itself (an nn.Module) to prune and measure; the Explorer got "
                             f"a {type(self._model).__name__}")
         if evaluate is None and (calibration is not None or options):
-            raise TypeError(f"calibration= and tune_options= are for the Tune tab, which needs evaluate=: {TUNE_HOW_TO}")
+            raise TypeError(f"calibration= and tune_options= are for the Tune tab, which needs evaluate=: "
+                            f"{TUNE_HOW_TO}")
         self._tune_options = self._checked_options(options or {})
-        self._evaluate = evaluate
+        self._evaluate: Callable[[nn.Module], float] | None = evaluate
         self._calibration = None if calibration is None else reiterable(calibration)
         self._tune_runner = Runner("farms_viz-tune")
         weakref.finalize(self, self._tune_runner.close)  # holds the runner, not the Explorer
@@ -230,6 +250,7 @@ class TuneTab(t.HasTraits):
             self._tune_generation += 1
             generation = self._tune_generation
             self._tune_failure = ""
+            self._tune_frame = None  # "apply best" waits for this run's rows
             self._tune_panels = (self._tune_panels[0], {"tune": []} if self._tune_panels[0] else {})
             with self.hold_sync():
                 if self._tune_panels[0]:
@@ -291,12 +312,12 @@ class TuneTab(t.HasTraits):
             values.update(window=int(row["window"]), q=float(row["q"]), stride=stride)
             if stride is None:
                 values["windows_per_dim"] = int(row["windows_per_dim"])
+        self._set(_tune=self._tune_state(applied=f"applied: {setting_text(row)} ({self._tune['metric']} "
+                                                 f"{float(row['metric']):.4g})", error=""))
         with self.hold_trait_notifications():
             for name, value in values.items():
                 setattr(self, name, value)
         self._schedule("apply best tune setting", force=True)
-        self._set(_tune=self._tune_state(applied=f"applied: {setting_text(row)} ({self._tune['metric']} "
-                                                 f"{float(row['metric']):.4g})", error=""))
         return row
 
     # ----- the run -----------------------------------------------------------------------------
@@ -322,6 +343,7 @@ class TuneTab(t.HasTraits):
                                       f"(last: {label})", _tune=self._tune_state(done=done, planned=total))
 
         failure = ""
+        assert self._evaluate is not None  # run_tune checked
         try:
             frame = tune(self._model, self._evaluate, calibration=self._calibration, progress=progress,
                          should_stop=cancel.is_set, on_row=on_row, **settings)
@@ -330,6 +352,7 @@ class TuneTab(t.HasTraits):
             failure = f"{type(exc).__name__}: {exc}"
             frame = tune_frame(rows, higher_is_better=higher)
         seconds = time.perf_counter() - started
+        self._show_tune(generation, frame)
         with self._lock:
             if not current():
                 return  # a newer run replaced this one: it says what it does
@@ -341,23 +364,28 @@ class TuneTab(t.HasTraits):
                           f"({seconds:.1f} s); the rows so far are drawn")
             else:
                 status = f"{len(frame)} settings pruned and measured in {seconds:.1f} s"
-            self._show_tune(generation, frame)
             self._set(tune_status=status, _tune_running=False,
-                      _tune=self._tune_state(failed=bool(failure), error=failure, done=len(frame),
-                                             planned=int(frame.attrs.get("planned", len(frame)))))
+                      _tune=self._tune_state(failed=bool(failure), error=failure or self._tune["error"],
+                                             done=len(frame), planned=int(frame.attrs.get("planned", len(frame)))))
 
     def _show_tune(self, generation: int, frame: pd.DataFrame) -> None:
         """Draw ``frame`` (all rows so far) in the tab, if this run is still the current one."""
+        if generation != self._tune_generation:
+            return
+        metric = self._tune["metric"]
+        failure = ""
+        try:  # outside the lock: the Explorer's own work does not wait for the charts
+            specs, datasets = tune_panels(frame, metric)
+        except Exception as exc:  # a chart that cannot be drawn must not end the run
+            log.debug("tune charts failed", exc_info=True)
+            specs, datasets = {}, {}
+            failure = f"the tune charts failed: {type(exc).__name__}: {exc}"
+        table, texts = records(frame[TABLE_COLUMNS], digits=5), best_texts(frame, metric)
         with self._lock:
             if generation != self._tune_generation:
                 return
-            metric = self._tune["metric"]
-            try:
-                specs, datasets = tune_panels(frame, metric)
-            except Exception as exc:  # a chart that cannot be drawn must not end the run
-                log.debug("tune charts failed", exc_info=True)
-                specs, datasets = {}, {}
-                self._set(_tune=self._tune_state(error=f"the tune charts failed: {type(exc).__name__}: {exc}"))
+            if failure:
+                self._set(_tune=self._tune_state(error=failure))
             if specs:
                 self._tune_panels = (specs, datasets)
             with self.hold_sync():
@@ -365,8 +393,7 @@ class TuneTab(t.HasTraits):
                     self._specs = {**self._specs, **specs}
                     self._datasets = {**self._datasets, **datasets}
                 self._tune_frame = frame
-                self._set(_tune=self._tune_state(rows=records(frame[TABLE_COLUMNS], digits=5),
-                                                 best=best_texts(frame, metric)))
+                self._set(_tune=self._tune_state(rows=table, best=texts))
 
     def _keep_tune_panels(self, specs: dict, datasets: dict) -> None:
         """(Under the lock.) The Explorer publishes new results: the tune's charts stay."""
@@ -378,7 +405,10 @@ class TuneTab(t.HasTraits):
         """A Tune tab button: its errors are shown in the tab."""
         try:
             if kind == "run_tune":
-                self.run_tune()
+                # the settings travel with the request: ipywidgets may hold back a state update while
+                # an earlier one is in flight, and a custom message would overtake it
+                self.run_tune(**{name: content[name] for name in ("pruner", "target", "windows", "epsilons")
+                                 if name in content})
             elif kind == "stop_tune":
                 self.stop_tune()
             else:

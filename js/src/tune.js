@@ -193,8 +193,11 @@ export function createTuneTab(model) {
     const w = checkWindows();
     const e = checkEpsilons();
     if (!w || !e) return; // the fields say why
-    save({ tune_windows: w, tune_epsilons: e, tune_pruner: pruner.value, tune_target: Number(target.value) });
-    model.send({ type: "run_tune" });
+    const settings = { pruner: pruner.value, target: Number(target.value), windows: w, epsilons: e };
+    save({ tune_windows: w, tune_epsilons: e, tune_pruner: settings.pruner, tune_target: settings.target });
+    // the settings travel with the request too: ipywidgets holds back a state update while an earlier
+    // one is in flight, and this message would overtake it
+    model.send({ type: "run_tune", ...settings });
   });
   stop.addEventListener("click", () => model.send({ type: "stop_tune" }));
   apply.addEventListener("click", () => model.send({ type: "apply_best_tune", method: from.value }));

@@ -314,7 +314,7 @@ test("the Tune tab sends its settings, then asks for a run; rows, best and apply
   epsilons.dispatchEvent(new Event("input"));
   run.dispatchEvent(new dom.window.MouseEvent("click"));
   assert.deepEqual(model.get("tune_epsilons"), [0.1, 0.3]);
-  assert.deepEqual(model.sent, [{ type: "run_tune" }]);
+  assert.deepEqual(model.sent, [{ type: "run_tune", pruner: "magnitude", target: 0.7, windows: [16, 32], epsilons: [0.1, 0.3] }]);
   model.set("_tune_running", true);
   assert.equal(run.disabled, true);
   assert.equal(root.querySelector("button[name='stop_tune']").hidden, false);
