@@ -18,7 +18,7 @@ NOTEBOOK = [
     "inputs = torch.randn(512, 128)\n"
     "with torch.no_grad():\n    dense = model(inputs)\n"
     "def output_error(pruned):  # a slow-ish metric, so that rows arrive one by one\n"
-    "    time.sleep(0.25)\n"
+    "    time.sleep(0.4)\n"
     "    with torch.no_grad():\n        return float((pruned(inputs) - dense).pow(2).mean())",
     "explorer = farms_viz.Explorer(model, evaluate=output_error, window=48, windows_per_dim=4)\nexplorer",
 ]
