@@ -82,6 +82,9 @@ def test_the_explorer_handles_exactly_the_contract_messages(monkeypatch):
     monkeypatch.setattr(explorer, "run_sweep", lambda: called.append("run_sweep"))
     monkeypatch.setattr(explorer, "stop", lambda: called.append("stop"))
     monkeypatch.setattr(explorer, "run_anyway", lambda: called.append("run_anyway"))
+    monkeypatch.setattr(explorer, "run_tune", lambda: called.append("run_tune"))
+    monkeypatch.setattr(explorer, "stop_tune", lambda: called.append("stop_tune"))
+    monkeypatch.setattr(explorer, "apply_best_tune", lambda *args, **kwargs: called.append("apply_best_tune"))
     for name in contract.MESSAGES:
         explorer._on_custom_message(explorer, {"type": name}, [])
     assert called == list(contract.MESSAGES)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .datasets import with_datasets
-from .style import METHOD_COLORS, METHOD_LABELS
+from .style import INK, LIGHT_INK, METHOD_COLORS, METHOD_LABELS
 
 DATASET = "tune"
 UNIFORM_LABEL = "uniform"
@@ -87,8 +87,10 @@ def _finish(layers: list, data: pd.DataFrame, title: str, metric: str, width: in
     chart = alt.layer(*layers, data=alt.NamedData(name=DATASET)).properties(width=width, height=height)
     if data["target"].nunique() > 1:
         chart = chart.facet(column=alt.Column("target:Q", title="target sparsity")).resolve_scale(y="independent")
-    return with_datasets(chart.properties(title=alt.Title(title, subtitle=_subtitle(data, metric))),
-                         {DATASET: data}, selectable=False)
+    # the ring of the best setting in the theme's ink (the widget sets INK for a dark page)
+    chart = chart.properties(title=alt.Title(title, subtitle=_subtitle(data, metric))).add_params(
+        alt.param(name=INK, value=LIGHT_INK))
+    return with_datasets(chart, {DATASET: data}, selectable=False)
 
 
 def tune_metric_vs_window(frame: pd.DataFrame, *, metric: str = "metric", width: int = 360,
@@ -133,7 +135,8 @@ def tune_metric_vs_window(frame: pd.DataFrame, *, metric: str = "metric", width:
             "datum.metric === datum.extreme").mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
             y="metric:Q", color=_color(), tooltip=tooltip),
         alt.Chart().transform_filter("datum.best && datum.method === 'farms'").mark_point(
-            size=260, shape="circle", filled=False, strokeWidth=2.5, color="black").encode(x=x, y=y, tooltip=tooltip),
+            size=260, shape="circle", filled=False, strokeWidth=2.5, color={"expr": INK}).encode(
+            x=x, y=y, tooltip=tooltip),
         alt.Chart().transform_filter("datum.best && datum.method !== 'farms'").mark_rule(
             strokeWidth=4, opacity=0.5).encode(y="metric:Q", color=_color(), tooltip=tooltip),
     ]
@@ -163,7 +166,10 @@ def tune_metric_vs_epsilon(frame: pd.DataFrame, *, metric: str = "metric", width
     data["line"] = np.where(data["method"] == "farms", data["setting"].str.replace(r"eps [^,]+, ", "", regex=True),
                             data["method_label"])
     tooltip = ["setting:N", alt.Tooltip("metric:Q", title=metric, format=".4g"), "target:Q"]
-    x = alt.X("epsilon:Q", title="spread epsilon", scale=alt.Scale(zero=False, padding=10))
+    # ticks at the spreads tried only: a padded scale's own ticks crowd into one another
+    spreads = sorted({float(e) for e in data["epsilon"].dropna()})
+    x = alt.X("epsilon:Q", title="spread epsilon", scale=alt.Scale(zero=False, padding=10),
+              axis=alt.Axis(values=spreads, format="~g") if spreads else alt.Axis(format="~g"))
     y = alt.Y("metric:Q", title=metric, scale=alt.Scale(zero=False))
     layers = [
         alt.Chart().transform_filter("datum.method !== 'uniform'").mark_line(point=True, opacity=0.75).encode(
@@ -171,7 +177,8 @@ def tune_metric_vs_epsilon(frame: pd.DataFrame, *, metric: str = "metric", width
         alt.Chart().transform_filter("datum.method === 'uniform'").mark_rule(
             strokeDash=[6, 4], strokeWidth=2).encode(y="metric:Q", color=_color(), tooltip=tooltip),
         alt.Chart().transform_filter("datum.best && datum.method !== 'uniform'").mark_point(
-            size=260, shape="circle", filled=False, strokeWidth=2.5, color="black").encode(x=x, y=y, tooltip=tooltip),
+            size=260, shape="circle", filled=False, strokeWidth=2.5, color={"expr": INK}).encode(
+            x=x, y=y, tooltip=tooltip),
         alt.Chart().transform_filter("datum.best && datum.method === 'uniform'").mark_rule(
             strokeWidth=4, opacity=0.5).encode(y="metric:Q", color=_color(), tooltip=tooltip),
     ]

@@ -37,7 +37,7 @@ from .pruning import OVERALL, magnitude, uniform
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_EPSILONS", "DEFAULT_WINDOWS", "METHODS", "PRUNERS", "TUNE_COLUMNS", "best", "sparsities_for",
-           "tune"]
+           "tune", "tune_frame"]
 
 METHODS = ("uniform", "esd", "farms")
 PRUNERS = ("magnitude", "wanda", "sparsegpt")
@@ -483,8 +483,8 @@ def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibratio
     del working
     if stopped:
         logger.info("tune stopped after %d of %d settings", len(rows), total)
-    frame = _mark_best(_frame(rows), bool(higher_is_better))
-    frame.attrs.update(higher_is_better=bool(higher_is_better), stopped=stopped, planned=total, layers=names)
+    frame = tune_frame(rows, higher_is_better=bool(higher_is_better))
+    frame.attrs.update(stopped=stopped, planned=total, layers=names)
     return frame
 
 
@@ -522,6 +522,27 @@ def _row(spectral: _Spectral, pruner: str, target: float, epsilon: float | None,
 def _label(spectral: _Spectral, target: float, epsilon: float | None) -> str:
     spread = "" if epsilon is None else f" eps={epsilon:g}"
     return f"{spectral.label()} target={target:g}{spread}"
+
+
+def tune_frame(rows: Sequence[Mapping[str, Any]], *, higher_is_better: bool = False) -> pd.DataFrame:
+    """The frame :func:`tune` returns, from the rows its ``on_row`` received (a run that stopped or failed).
+
+    Parameters
+    ----------
+    rows : row dicts as ``on_row`` receives them (the :data:`TUNE_COLUMNS`).
+    higher_is_better : as given to ``tune``: decides the ``best`` row of each target.
+
+    Examples
+    --------
+    >>> rows = [{"method": "uniform", "target": 0.5, "metric": 2.0}, {"method": "esd", "target": 0.5,
+    ...          "epsilon": 0.2, "metric": 1.5}]
+    >>> frame = tune_frame(rows)
+    >>> frame["best"].tolist(), frame.attrs["higher_is_better"]
+    ([False, True], False)
+    """
+    frame = _mark_best(_frame([dict(row) for row in rows]), bool(higher_is_better))
+    frame.attrs.update(higher_is_better=bool(higher_is_better))
+    return frame
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

@@ -34,12 +34,21 @@ SYNCED_STATE: dict[str, str] = {
     "allocation_path": "where 'save JSON' writes the allocation (kernel side)",
     "sweep_windows": "the window sizes the sweep tries",
     "sweep_status": "what the sweep is doing or did (read-only)",
+    # the Tune tab (given evaluate=): farms_viz.tune in the background
+    "tune_pruner": "tune: the pruner, one of farms_viz.tune's PRUNERS",
+    "tune_target": "tune: the mean sparsity every setting prunes to",
+    "tune_windows": "tune: the FARMS window sizes tried",
+    "tune_epsilons": "tune: the allocation spreads tried",
+    "tune_status": "what the tune is doing or did (read-only)",
     # view options: how the spectrum is drawn (no recomputation; the front end switches them)
     "spectrum_units": "the spectrum's eigenvalue axis: one of SPECTRUM_UNITS ('normalised': each method's "
                       "eigenvalues divided by their mean, so the methods compare; 'raw')",
     "spectrum_methods": "the methods the spectrum shows: one of SPECTRUM_METHODS",
     "_running": "an analysis is in flight",
     "_sweep_running": "a sweep is in flight",
+    "_tune_running": "a tune is in flight",
+    "_tune": "the Tune tab: available, how_to, calibration, pruners, metric, higher_is_better, done, planned, "
+             "rows (the table), best (what 'apply best' sets, by method), failed, error, applied",
     "_allocation_note": "one line under the allocation chart",
     "_limits": "control bounds and choices (slider_limits)",
     "_specs": "panel name -> Vega-Lite spec without rows",
@@ -59,10 +68,11 @@ STATIC_STATE: dict[str, str] = {
     "_spectra_by_layer": "layer -> its spectrum data sets, so a click works without a kernel",
 }
 # Custom messages the front end sends to the kernel ({"type": name}).
-MESSAGES = ("refresh", "save_allocation", "run_sweep", "stop", "run_anyway")
+MESSAGES = ("refresh", "save_allocation", "run_sweep", "stop", "run_anyway", "run_tune", "stop_tune",
+            "apply_best_tune")
 # Chart panels (keys of _specs) and the tabs that hold them.
-PANELS = ("alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep")
-TABS = ("spectra", "allocation", "sweep")
+PANELS = ("alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep", "tune_window", "tune_epsilon")
+TABS = ("spectra", "allocation", "sweep", "tune")
 # Whose alphas an allocation can use, in the order the control offers them.
 ALLOCATION_SOURCES = ("farms", "esd")
 # The spectrum's view options, in the order the controls offer them.

@@ -16,7 +16,8 @@ exact one. A first analysis that takes long shows its layers as they complete.
 The allocation panel (target sparsity, epsilon, grouping) is recomputed on the kernel's
 main thread from the current analysis: no re-analysis, a few milliseconds. The sweep panel
 (alpha against window size) runs on the same worker, on demand, and a FARMS parameter
-change stops it.
+change stops it. The Tune tab (given ``evaluate=``) prunes and measures in the background on a
+thread of its own (:mod:`.tune_tab`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from .state import (
     sweep_datasets,
     table_records,
 )
+from .tune_tab import TUNE_MESSAGES, TuneTab
 
 log = logging.getLogger(__name__)
 # A run estimated above this many seconds waits for run_anyway() (the budget_s trait's default).
@@ -88,7 +90,7 @@ _RENAMED_TRAITS = {"target_sparsity": "target", "grouping": "groups", "allocatio
 SWEEP_WINDOW_COUNT = 5
 
 
-class Explorer(anywidget.AnyWidget):
+class Explorer(TuneTab, anywidget.AnyWidget):
     """Standard ESD and FARMS of a live model, side by side, with sliders that re-run FARMS.
 
     Parameters
@@ -101,6 +103,12 @@ class Explorer(anywidget.AnyWidget):
         low-priority thread, so that a step answers at once.
     provisional : a change whose result is not ready shows a coarse one first (a 3 x 3 grid of
         windows per layer, marked provisional), then the exact one.
+    evaluate : ``evaluate(pruned_model) -> float`` (e.g. the perplexity on held-out text): enables
+        the Tune tab, which runs :func:`farms_viz.tune` in the background (``run_tune()``). The
+        charts name the metric after the function.
+    calibration : model inputs for the Wanda and SparseGPT pruners (as :func:`farms_viz.tune` takes them).
+    tune_options : more :func:`farms_viz.tune` arguments for every run (methods, windows_per_dim,
+        strides, q, fit, groups, layers, higher_is_better, pruner_options).
     **analyze_params : any :func:`farms_viz.analyze` parameter (window, q, windows_per_dim,
         stride, fit, conv_norm, device, include, exclude, max_eigenvalues). ``progress`` is the
         widget's own. The allocation traits (target, epsilon, groups, alphas_from) may be given
@@ -121,6 +129,9 @@ class Explorer(anywidget.AnyWidget):
     spectrum_units : "normalised" (default: each method's eigenvalues divided by their mean, so
         the standard ESD and FARMS share one axis) or "raw"; ``spectrum_methods``: "both",
         "esd" or "farms". How the spectrum is drawn; nothing is recomputed.
+    tune_pruner, tune_target, tune_windows, tune_epsilons, tune_status : the Tune tab
+        (:class:`~farms_viz.widget.tune_tab.TuneTab`); ``run_tune()``, ``stop_tune()``,
+        ``tune_results``, ``apply_best_tune()``.
 
     Examples
     --------
@@ -177,7 +188,8 @@ class Explorer(anywidget.AnyWidget):
     _partial = t.Bool(False).tag(sync=True)
 
     def __init__(self, model: Any, *, budget_s: float | None = DEFAULT_BUDGET_S, prefetch: bool = True,
-                 provisional: bool = True, **analyze_params: Any) -> None:
+                 provisional: bool = True, evaluate: Callable[[Any], float] | None = None, calibration: Any = None,
+                 tune_options: dict[str, Any] | None = None, **analyze_params: Any) -> None:
         analyze_params.pop("progress", None)
         for old, new in _RENAMED_TRAITS.items():
             if old in analyze_params:
@@ -221,6 +233,7 @@ class Explorer(anywidget.AnyWidget):
         self._limits = slider_limits(sides)
         self.sweep_windows = default_sweep_windows(sides, params.window)
         self._set(sweep_status="not run yet: 'run sweep' fits FARMS once per window size, in the background")
+        self._init_tune(evaluate, calibration, tune_options, default_sweep_windows)
         self.observe(self._on_params, names=list(_FARMS_TRAITS))
         self.observe(self._on_allocation, names=list(_ALLOCATION_TRAITS))
         self.observe(self._on_selected, names=["selected_layer"])
@@ -379,6 +392,7 @@ class Explorer(anywidget.AnyWidget):
         with self._lock:
             self._generation += 1
         self._runner.close()
+        self._close_tune()
         finalizer = getattr(self, "_finalizer", None)
         if finalizer is not None:
             finalizer.detach()
@@ -450,10 +464,13 @@ class Explorer(anywidget.AnyWidget):
 
     def _on_custom_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
+        if kind in TUNE_MESSAGES:
+            self._on_tune_message(kind, content)
+            return
         handlers: dict[str, Callable[[], Any]] = {"refresh": self.refresh, "save_allocation": self.save_allocation,
                                                   "run_sweep": self.run_sweep, "stop": self.stop,
                                                   "run_anyway": self.run_anyway}
-        assert tuple(handlers) == MESSAGES  # the contract lists exactly the messages handled here
+        assert tuple(handlers) + TUNE_MESSAGES == MESSAGES  # the contract lists exactly the messages handled
         if kind not in handlers:
             log.debug("ignored front-end message %r", content)
             return
@@ -640,6 +657,7 @@ class Explorer(anywidget.AnyWidget):
             sweep_spec, sweep_rows = sweep_datasets(self._sweep_frame, self.window, layer)
             specs["sweep"] = sweep_spec
             datasets.update(sweep_rows)
+        self._keep_tune_panels(specs, datasets)
         self._spectrum_layer = layer
         exact = kind == "exact"
         if exact:

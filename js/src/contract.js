@@ -22,10 +22,17 @@
  * @property {string} allocation_path where "save JSON" writes (kernel side)
  * @property {number[]} sweep_windows window sizes the sweep tries
  * @property {string} sweep_status what the sweep is doing or did
+ * @property {string} tune_pruner tune: the pruner ("magnitude", "wanda" or "sparsegpt")
+ * @property {number} tune_target tune: the mean sparsity every setting prunes to
+ * @property {number[]} tune_windows tune: the FARMS window sizes tried
+ * @property {number[]} tune_epsilons tune: the allocation spreads tried
+ * @property {string} tune_status what the tune is doing or did
  * @property {string} spectrum_units the spectrum's eigenvalue axis ("normalised": each method's ÷ its mean, or "raw")
  * @property {string} spectrum_methods the methods the spectrum shows ("both", "esd" or "farms")
  * @property {boolean} _running an analysis is in flight
  * @property {boolean} _sweep_running a sweep is in flight
+ * @property {boolean} _tune_running a tune is in flight
+ * @property {TuneState} _tune the Tune tab's state
  * @property {string} _allocation_note one line under the allocation chart
  * @property {Limits} _limits control bounds and choices
  * @property {Object<string, Object>} _specs panel name -> Vega-Lite spec without rows
@@ -56,6 +63,23 @@
  */
 
 /**
+ * @typedef {Object} TuneState
+ * @property {boolean} available the Explorer was given evaluate=
+ * @property {string} how_to the call that enables the tab
+ * @property {boolean} calibration calibration inputs were given (Wanda, SparseGPT)
+ * @property {string[]} pruners
+ * @property {string} metric the metric's name (evaluate's)
+ * @property {boolean} higher_is_better
+ * @property {number} done settings measured
+ * @property {number} planned settings planned
+ * @property {Object[]} rows the rows measured so far (farms_viz.tune's columns)
+ * @property {Object<string, string>} best what "apply best" sets: "all", "farms", "esd", "uniform"
+ * @property {boolean} failed the run ended with an error
+ * @property {string} error the last error of the tab, empty when none
+ * @property {string} applied what "apply best" set last
+ */
+
+/**
  * @typedef {Object} Estimate
  * @property {number} windows
  * @property {number} eigenvalues
@@ -82,18 +106,21 @@
 export const SYNCED_STATE = Object.freeze([
   "window", "q", "windows_per_dim", "stride", "fit", "selected_layer", "status", "progress", "error",
   "target", "epsilon", "groups", "alphas_from", "allocation_path", "sweep_windows", "sweep_status",
+  "tune_pruner", "tune_target", "tune_windows", "tune_epsilons", "tune_status",
   "spectrum_units", "spectrum_methods",
-  "_running", "_sweep_running", "_allocation_note", "_limits", "_specs", "_datasets", "_table", "_notice",
+  "_running", "_sweep_running", "_tune_running", "_tune", "_allocation_note", "_limits", "_specs", "_datasets", "_table", "_notice",
   "budget_s", "_estimate", "_results_for", "_provisional", "_partial",
 ]);
 /** State of the offline page only. */
 export const STATIC_STATE = Object.freeze(["_static", "_spectra_by_layer"]);
 /** Custom messages sent to the kernel as {type: name}. */
-export const MESSAGES = Object.freeze(["refresh", "save_allocation", "run_sweep", "stop", "run_anyway"]);
+export const MESSAGES = Object.freeze(["refresh", "save_allocation", "run_sweep", "stop", "run_anyway", "run_tune",
+  "stop_tune", "apply_best_tune"]);
 /** Chart panels (keys of _specs). */
-export const PANELS = Object.freeze(["alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep"]);
+export const PANELS = Object.freeze(["alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep", "tune_window",
+  "tune_epsilon"]);
 /** Tabs, in display order. */
-export const TABS = Object.freeze(["spectra", "allocation", "sweep"]);
+export const TABS = Object.freeze(["spectra", "allocation", "sweep", "tune"]);
 /** Whose alphas an allocation can use. */
 export const ALLOCATION_SOURCES = Object.freeze(["farms", "esd"]);
 /** The spectrum's eigenvalue axis: each method's eigenvalues ÷ their mean, or as computed. */

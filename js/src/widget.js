@@ -1,7 +1,7 @@
 // @ts-check
-// farms_viz Explorer front end: controls, status, and three tabs: the spectra (alpha per layer,
-// alpha vs aspect ratio, the selected layer's spectrum, the layer table), the pruning allocation
-// and the window sweep. Works with any object that has the anywidget model interface
+// farms_viz Explorer front end: controls, status, and four tabs: the spectra (alpha per layer,
+// alpha vs aspect ratio, the selected layer's spectrum, the layer table), the pruning allocation,
+// the window sweep and the tune (prune and measure, tune.js). Works with any object that has the anywidget model interface
 // (get/set/on/off/save_changes/send), which is how the static HTML export reuses it (spectra only).
 import "./widget.css";
 import { ChartPanel } from "./charts.js";
@@ -10,6 +10,7 @@ import { createAllocationControls, createControls, createSweepControls } from ".
 import { formatNumber } from "./format.js";
 import { createStatus } from "./status.js";
 import { createTable } from "./table.js";
+import { createTuneTab } from "./tune.js";
 import { analysedLayers, createLayerPicker, createSpectrumOptions, stepLayer } from "./views.js";
 
 export const ROOT_CLASS = "farms-viz";
@@ -29,12 +30,16 @@ const CAPTIONS = {
   sweep: "Top: the model's mean α per method against the window size (the standard ESD does not depend on it). Below: the chosen layer's " +
     "FARMS α of the pooled windows; band: mean ± std of each window fitted on its own (narrow: a stable window size); dashed: its " +
     "standard ESD α. Dotted: the current window.",
+  tune_window: "Each FARMS window's best over ε (line), the standard ESD's and uniform's best (dashed rules): the pruned model's " +
+    "metric, measured by your evaluate function. Ringed: the best setting.",
+  tune_epsilon: "The metric against the allocation's spread ε: the standard ESD and one line per FARMS window; uniform (ε = 0 in " +
+    "effect) as a dashed rule. Ringed: the best setting.",
 };
 const ZOOMABLE = new Set(["alpha_by_layer", "alpha_vs_aspect", "spectrum"]);
 const STEPS_LAYERS = new Set(["alpha_by_layer", "alpha_vs_aspect"]);
-const PANEL_TAB = { allocation: "allocation", sweep: "sweep" }; // the rest are on the spectra tab
+const PANEL_TAB = { allocation: "allocation", sweep: "sweep", tune_window: "tune", tune_epsilon: "tune" }; // the rest: spectra
 const CHARTS = PANELS.map((name) => ({ name, tab: PANEL_TAB[name], caption: CAPTIONS[name] }));
-const TAB_LABELS = { spectra: "Spectra", allocation: "Allocation", sweep: "Sweep" };
+const TAB_LABELS = { spectra: "Spectra", allocation: "Allocation", sweep: "Sweep", tune: "Tune" };
 export const TABS = TAB_NAMES.map((name) => ({ name, label: TAB_LABELS[name] }));
 const LAYER_PX = 16;
 const MIN_ALPHA_WIDTH = 420;
@@ -119,6 +124,7 @@ function render({ model, el }) {
   const extras = [];
   let allocation = null;
   let sweep = null;
+  let tune = null;
   let allocationNote = null;
   const layerPicker = createLayerPicker(model);
   if (!isStatic) {
@@ -129,7 +135,12 @@ function render({ model, el }) {
     pages.allocation.append(allocation.element, allocationNote, sections.allocation);
     pages.sweep = element("div", "fv-page fv-page-sweep");
     pages.sweep.append(sweep.element, layerPicker.element, sections.sweep);
-    extras.push(allocation, sweep);
+    tune = createTuneTab(model);
+    const tuneCharts = element("div", "fv-row fv-tune-charts");
+    tuneCharts.append(sections.tune_window, sections.tune_epsilon);
+    pages.tune = element("div", "fv-page fv-page-tune");
+    pages.tune.append(tune.element, tuneCharts, tune.table);
+    extras.push(allocation, sweep, tune);
   }
   const tabBar = element("div", "fv-tabs");
   tabBar.setAttribute("role", "tablist");
@@ -214,6 +225,7 @@ function render({ model, el }) {
 
   function drawExtras() {
     for (const part of extras) part.sync();
+    if (tune) pages.tune.querySelector(".fv-tune-charts").hidden = !model.get("_tune")?.available || !model.get("_specs")?.tune_window;
     if (allocationNote) {
       const text = model.get("_allocation_note") || "";
       allocationNote.textContent = text;
@@ -231,7 +243,7 @@ function render({ model, el }) {
     "change:selected_layer": drawSelection,
     "change:spectrum_units change:spectrum_methods": drawView,
     "change:window change:q change:windows_per_dim change:stride change:fit change:_limits change:_results_for": controls.sync,
-    "change:target change:epsilon change:groups change:alphas_from change:allocation_path change:sweep_windows change:sweep_status change:_sweep_running change:_allocation_note change:_limits": drawExtras,
+    "change:target change:epsilon change:groups change:alphas_from change:allocation_path change:sweep_windows change:sweep_status change:_sweep_running change:_allocation_note change:_limits change:tune_pruner change:tune_target change:tune_windows change:tune_epsilons change:tune_status change:_tune_running change:_tune change:_specs": drawExtras,
   };
   for (const [events, handler] of Object.entries(handlers)) {
     for (const event of events.split(" ")) model.on(event, handler);

@@ -222,7 +222,7 @@ test("the bundle imports nothing from the network", () => {
 test("tabs: spectra first; allocation and sweep pages shown on a click", () => {
   const { root, cleanup } = mount();
   const visible = () => [...root.querySelectorAll(".fv-page")].filter((p) => !p.hidden).map((p) => p.className);
-  assert.deepEqual([...root.querySelectorAll(".fv-tab")].map((t) => t.textContent), ["Spectra", "Allocation", "Sweep"]);
+  assert.deepEqual([...root.querySelectorAll(".fv-tab")].map((t) => t.textContent), ["Spectra", "Allocation", "Sweep", "Tune"]);
   assert.deepEqual(visible(), ["fv-page fv-page-spectra"]);
   root.querySelector(".fv-tab[data-tab='allocation']").dispatchEvent(new dom.window.MouseEvent("click"));
   assert.deepEqual(visible(), ["fv-page fv-page-allocation"]);
@@ -276,6 +276,67 @@ test("the sweep button sends the windows typed, then asks for a sweep; refused e
   assert.equal(root.querySelector("button[name='run_sweep']").disabled, true);
   model.set("sweep_status", "sweep: 1/2 windows");
   assert.equal(root.querySelector(".fv-sweep-status").textContent, "sweep: 1/2 windows");
+  cleanup();
+});
+
+const TUNE = {
+  available: true, how_to: "farms_viz.Explorer(model, evaluate=fn, calibration=batches)", calibration: false,
+  pruners: ["magnitude", "wanda", "sparsegpt"], metric: "perplexity", higher_is_better: false, done: 0, planned: 0,
+  rows: [], best: {}, failed: false, error: "", applied: "",
+};
+const TUNE_TRAITS = { tune_pruner: "magnitude", tune_target: 0.7, tune_windows: [16, 32], tune_epsilons: [0.1, 0.2],
+  tune_status: "not run yet", _tune_running: false };
+
+test("without evaluate the Tune tab shows the call that enables it, and no controls", () => {
+  const { root, cleanup } = mount({ ...TUNE_TRAITS, _tune: { ...TUNE, available: false } });
+  const how = root.querySelector(".fv-tune-how");
+  assert.equal(how.hidden, false);
+  assert.match(how.textContent, /evaluate function/);
+  assert.equal(how.querySelector("code").textContent, "farms_viz.Explorer(model, evaluate=fn, calibration=batches)");
+  assert.equal(root.querySelector(".fv-tune-controls").hidden, true);
+  assert.equal(root.querySelector(".fv-tune-charts").hidden, true);
+  cleanup();
+});
+
+test("the Tune tab sends its settings, then asks for a run; rows, best and apply follow the kernel", () => {
+  const { model, root, cleanup } = mount({ ...TUNE_TRAITS, _tune: { ...TUNE } });
+  assert.equal(root.querySelector(".fv-tune-how").hidden, true);
+  const pruner = root.querySelector("select[name='tune_pruner']");
+  assert.deepEqual([...pruner.options].map((o) => o.disabled), [false, true, true]); // no calibration given
+  const epsilons = root.querySelector("input[name='tune_epsilons']");
+  const run = root.querySelector("button[name='run_tune']");
+  assert.equal(root.querySelector("input[name='tune_windows']").value, "16, 32");
+  epsilons.value = "0.1, 1.5 x";
+  epsilons.dispatchEvent(new Event("input"));
+  assert.match(epsilons.closest(".fv-field").querySelector(".fv-field-error").textContent, /not: 1.5, x/);
+  assert.equal(run.disabled, true);
+  epsilons.value = "0.3 0.1, 0.1";
+  epsilons.dispatchEvent(new Event("input"));
+  run.dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.deepEqual(model.get("tune_epsilons"), [0.1, 0.3]);
+  assert.deepEqual(model.sent, [{ type: "run_tune", pruner: "magnitude", target: 0.7, windows: [16, 32], epsilons: [0.1, 0.3] }]);
+  model.set("_tune_running", true);
+  assert.equal(run.disabled, true);
+  assert.equal(root.querySelector("button[name='stop_tune']").hidden, false);
+  const rows = [
+    { method: "uniform", window: null, windows_per_dim: null, stride: null, q: null, epsilon: null, target: 0.7, metric: 12.5, sparsity: 0.7, seconds: 0.1, best: false, error: null },
+    { method: "farms", window: 16, windows_per_dim: 4, stride: null, q: 1, epsilon: 0.1, target: 0.7, metric: 11.25, sparsity: 0.7, seconds: 0.2, best: true, error: null },
+  ];
+  model.set("_tune", { ...TUNE, done: 2, planned: 6, rows, best: { all: "FARMS, ε 0.1, window 16", farms: "FARMS, ε 0.1, window 16", uniform: "uniform" } });
+  assert.equal(root.querySelector(".fv-tune").dataset.rows, "2");
+  const cells = [...root.querySelectorAll(".fv-tune-table tbody tr")].map((tr) => [...tr.children].map((td) => td.textContent));
+  assert.deepEqual(cells[1].slice(0, 7), ["FARMS", "16", "k 4", "1", "0.1", "0.7", "★ 11.25"]);
+  assert.equal(root.querySelector(".fv-tune-table th:nth-child(7)").textContent, "perplexity");
+  assert.equal(root.querySelector(".fv-tune-best-text").textContent, "best so far: FARMS, ε 0.1, window 16");
+  const from = root.querySelector("select[name='tune_apply_from']");
+  assert.deepEqual([...from.options].map((o) => o.disabled), [false, false, true, false]); // no ESD row yet
+  root.querySelector("button[name='stop_tune']").dispatchEvent(new dom.window.MouseEvent("click"));
+  from.value = "farms";
+  from.dispatchEvent(new Event("change"));
+  root.querySelector("button[name='apply_best_tune']").dispatchEvent(new dom.window.MouseEvent("click"));
+  assert.deepEqual(model.sent.slice(1), [{ type: "stop_tune" }, { type: "apply_best_tune", method: "farms" }]);
+  model.set("_tune", { ...model.get("_tune"), error: "ValueError: evaluate broke" });
+  assert.equal(root.querySelector(".fv-tune-error").textContent, "ValueError: evaluate broke");
   cleanup();
 });
 
