@@ -17,6 +17,7 @@ then measured on the held-out split, which nothing above has seen. Plus:
   sensitivity (one layer alone pruned to 90%) by kind and its rank correlation with the alphas,
   allocations from the measured sensitivity (an oracle), from reversed alphas, grouped by block or
   by kind, allocated within each kind, small epsilons, the median fit, the head pruned too;
+- ``--only quick-depth``: a control with no alphas at all: one ratio per block from depth alone;
 - ``--only quick-kind``: ratios allocated within each kind of matrix (alphas compared across depth
   only), epsilon chosen on the calibration split, held-out perplexity;
 - ``--only digits`` / ``--only minilm``: the digits MLP and MiniLM cases of bench_pruning.py (called
@@ -328,6 +329,23 @@ def quick_within_kind(case: LanguageModelCase, pruner: str, targets, window: int
     return table
 
 
+def quick_depth(case: LanguageModelCase, pruner: str, targets, epsilons=(0.2, 0.3)) -> None:
+    """A control without alphas: one ratio per block from depth alone (block 0 spared, or deeper pruned more)."""
+    print(f"\n== quick, depth alone (no alphas), one ratio per block: {pruner} ==", flush=True)
+    params = allocate.layer_params(farms_viz.analyze(case.model, method="esd", include=case.layers, progress=False))
+    scores = {"spare block 0": {n: -float(n.split(".")[1] == "0") for n in case.layers},
+              "linear in depth": {n: float(n.split(".")[1]) for n in case.layers}}
+    for target in targets:
+        cells = []
+        for epsilon in epsilons:
+            for label, score in scores.items():
+                ratios = allocate.sparsity(score, target, epsilon, params=params, groups="blocks")
+                pruned, _ = case.prune(pruner, ratios)
+                cells.append(f"{label} eps {epsilon}: calibration {case.tune_metric(pruned):.3f}, "
+                             f"held-out {case.held_out(pruned):.3f}")
+        print(f"  {target}: " + "; ".join(cells), flush=True)
+
+
 def sensitivity(case: LanguageModelCase, pruner: str, sparsity: float = 0.9) -> pd.Series:
     """Perplexity rise (calibration split) when one layer alone is pruned to ``sparsity``."""
     dense = case.tune_metric(case.model)
@@ -509,8 +527,8 @@ def bench_memory(threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", choices=("lm", "study", "quick", "quick-study", "quick-kind",
-                                                            "digits", "minilm", "memory"))
+    parser.add_argument("--only", action="append", choices=(
+        "lm", "study", "quick", "quick-study", "quick-kind", "quick-depth", "digits", "minilm", "memory"))
     parser.add_argument("--pruners", nargs="+", default=list(PRUNERS), choices=PRUNERS)
     parser.add_argument("--targets", nargs="+", type=float, default=list(TARGETS))
     parser.add_argument("--windows", nargs="+", type=int, default=list(WINDOWS))
@@ -534,9 +552,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     only = set(args.only or ["lm"])
     start = time.perf_counter()
-    if only & {"lm", "study", "quick", "quick-study", "quick-kind"}:
+    if only & {"lm", "study", "quick", "quick-study", "quick-kind", "quick-depth"}:
         held_out_tokens = args.held_out_tokens
-        if held_out_tokens is None and only & {"quick", "quick-study", "quick-kind"}:
+        if held_out_tokens is None and only & {"quick", "quick-study", "quick-kind", "quick-depth"}:
             held_out_tokens = QUICK_HELD_OUT_TOKENS
         case = LanguageModelCase(args.calibration_tokens, args.tune_tokens, held_out_tokens)
         if "quick" in only:
@@ -545,6 +563,9 @@ def main() -> None:
         if "quick-kind" in only:
             for pruner in args.quick_pruners:
                 quick_within_kind(case, pruner, args.quick_targets, args.quick_windows[0], args.quick_epsilons)
+        if "quick-depth" in only:
+            for pruner in args.quick_pruners:
+                quick_depth(case, pruner, args.quick_targets)
         if "quick-study" in only:
             for pruner in args.quick_pruners:
                 quick_study(case, pruner, args.study_target, args.quick_windows[0])
