@@ -364,7 +364,9 @@ def quick_study(case: LanguageModelCase, pruner: str, target: float, window: int
     started = time.perf_counter()
     analyses = {fit: farms_viz.analyze(case.model, window=window, windows_per_dim=10, fit=fit, include=case.layers,
                                        progress=False) for fit in ("peak", "median")}
-    random_copy = lm.CharacterLanguageModel(case.model.config, case.model.vocab_size)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # the same random-init copy every run
+        random_copy = lm.CharacterLanguageModel(case.model.config, case.model.vocab_size)
     random_analysis = farms_viz.analyze(random_copy, window=window, windows_per_dim=10, fit="peak",
                                         include=case.layers, progress=False)
     for label, analysis in (("trained", analyses["peak"]), ("random init", random_analysis)):
