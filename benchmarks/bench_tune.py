@@ -8,6 +8,18 @@ then measured on the held-out split, which nothing above has seen. Plus:
 - ``--only study``: why alpha-based ratios win or lose here: layer vs block grouping, epsilon beyond
   the published 0.1-0.3, the peak and median fits, the head pruned too, calibration size, the alphas'
   spread against a random-init copy, and how well the alphas predict each layer's sensitivity;
+- ``--only quick``: the lean table, a few minutes per pruner on 2 busy cores: Wanda and SparseGPT
+  (``--quick-pruners``) at 70% and 80%, uniform / ESD / FARMS with the window (64 and 100, the
+  analysis' default) and epsilon (0.1-0.3) chosen by ``tune`` on the calibration split, held-out
+  perplexity on the first 100,000 held-out characters; ``--groups blocks`` allocates one ratio per
+  transformer block (AlphaPruning's setting for LLMs) instead of one per layer;
+- ``--only quick-study``: the diagnostics, leaner: alphas against a random-init copy, each layer's
+  sensitivity (one layer alone pruned to 90%) by kind and its rank correlation with the alphas,
+  allocations from the measured sensitivity (an oracle), from reversed alphas, grouped by block or
+  by kind, allocated within each kind, small epsilons, the median fit, the head pruned too;
+- ``--only quick-depth``: a control with no alphas at all: one ratio per block from depth alone;
+- ``--only quick-kind``: ratios allocated within each kind of matrix (alphas compared across depth
+  only), epsilon chosen on the calibration split, held-out perplexity;
 - ``--only digits`` / ``--only minilm``: the digits MLP and MiniLM cases of bench_pruning.py (called
   from there: one place), and tune on the digits MLP (test accuracy, higher is better);
 - ``--only memory``: peak memory of tune on MiniLM (Wanda, an embedding-similarity evaluate) above
@@ -17,7 +29,11 @@ A report, not a contest: nothing here asserts which allocation wins.
 
     python benchmarks/bench_tune.py                 # the language model table (about an hour on 2 busy cores)
     python benchmarks/bench_tune.py --only study    # the diagnostics (about 20 minutes)
+    python benchmarks/bench_tune.py --only quick [--groups blocks] [--quick-pruners wanda]   # 5-10 min a pruner
+    python benchmarks/bench_tune.py --only quick-study --quick-pruners wanda                # about 10 minutes
     python benchmarks/bench_tune.py --only memory
+
+What came out is in benchmarks/results_tune.md.
 """
 
 from __future__ import annotations
@@ -113,7 +129,8 @@ def bench_language_model(case: LanguageModelCase, pruners, targets, windows, eps
             for method in ("uniform", "esd", "farms"):
                 row = best(frame, method)
                 pruned, report = case.prune(pruner, sparsities_for(case.model, row, case.layers))
-                results.append({"pruner": pruner, "target": target, "allocation": LABELS[method],
+                results.append({"pruner": pruner, "target": target, "groups": "blocks" if groups else "layers",
+                                "allocation": LABELS[method],
                                 "setting": _setting(row), "tune_ppl": float(row["metric"]),
                                 "held_out_ppl": case.held_out(pruned),
                                 "reached": float(report["reached"].iloc[-1])})
@@ -227,6 +244,208 @@ def study(case: LanguageModelCase, pruner: str, target: float) -> None:
         print(f"  calibration size, uniform {target}: " + ", ".join(cells), flush=True)
 
 
+# ---- quick: the lean measurement (a few minutes per pruner) -------------------------------------------
+
+QUICK_TARGETS = (0.7, 0.8)
+QUICK_WINDOWS = (64, 100)  # 100: farms_viz.analyze's default window
+QUICK_EPSILONS = (0.1, 0.2, 0.3)
+QUICK_HELD_OUT_TOKENS = 100_000
+
+
+def _kind(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def within_kind_sparsity(alphas: dict[str, float], target: float, epsilon: float) -> dict[str, float]:
+    """AlphaPruning ratios compared only among matrices of one kind (q, k, v, out, up, down: across depth).
+
+    Every kind keeps the target on its own (its matrices have one size), so the mean is the target;
+    the alphas of different kinds of matrix are never compared with each other.
+    """
+    kinds: dict[str, list[str]] = {}
+    for name in alphas:
+        kinds.setdefault(_kind(name), []).append(name)
+    ratios: dict[str, float] = {}
+    for names in kinds.values():
+        ratios.update(allocate.sparsity({n: alphas[n] for n in names}, target, epsilon))
+    return {name: ratios[name] for name in alphas}
+
+
+def quick_table(case: LanguageModelCase, pruner: str, targets, windows, epsilons, groups=None) -> pd.DataFrame:
+    """Tune on the calibration split (uniform, ESD, FARMS at ``windows`` x ``epsilons``), report held-out."""
+    grouping = "one ratio per transformer block" if groups == "blocks" else "one ratio per layer"
+    print(f"\n== quick: {pruner}, targets {list(targets)}, FARMS windows {list(windows)} (k=10, q=1), epsilons "
+          f"{list(epsilons)}, peak fit, {grouping}; chosen on {case.tune_tokens} calibration-split tokens, "
+          f"reported on the first {case.held_out_tokens} held-out tokens ==", flush=True)
+    started = time.perf_counter()
+    frame = farms_viz.tune(case.model, case.tune_metric, calibration=case.calibration, pruner=pruner,
+                           target=list(targets), windows=windows, windows_per_dim=10, epsilons=epsilons,
+                           fit="peak", groups=groups, progress=False)
+    print(f"  tune: {len(frame)} settings in {time.perf_counter() - started:.0f} s", flush=True)
+    results = []
+    for target in targets:
+        for method in ("uniform", "esd", "farms"):
+            row = best(frame, method, target=target)
+            pruned, _ = case.prune(pruner, sparsities_for(case.model, row, case.layers))
+            results.append({"pruner": pruner, "target": target, "groups": "blocks" if groups else "layers",
+                            "allocation": LABELS[method],
+                            "setting": _setting(row), "tune_ppl": round(float(row["metric"]), 3),
+                            "held_out_ppl": round(case.held_out(pruned), 3)})
+            del pruned
+    table = pd.DataFrame(results)
+    every = frame.assign(setting=[_setting(r) for _, r in frame.iterrows()])
+    print("  every setting (calibration-split perplexity):")
+    print(every.pivot_table(index="setting", columns="target", values="metric", sort=False).round(3)
+          .to_string().replace("\n", "\n    ").join(["    ", ""]))
+    print("  chosen per allocation:")
+    print(table.to_string(index=False).replace("\n", "\n    ").join(["    ", ""]), flush=True)
+    return table
+
+
+def quick_within_kind(case: LanguageModelCase, pruner: str, targets, window: int, epsilons) -> pd.DataFrame:
+    """Uniform against ESD and FARMS ratios allocated within each kind of matrix: eps chosen on the
+    calibration split, perplexity reported on held-out text."""
+    print(f"\n== quick, within each kind of matrix: {pruner}, targets {list(targets)}, FARMS window {window} (k=10), "
+          f"epsilons {list(epsilons)}, peak fit ==", flush=True)
+    alphas = {m: farms_viz.analyze(case.model, method=m, window=window, windows_per_dim=10, fit="peak",
+                                   include=case.layers, progress=False).alphas(m) for m in ("esd", "farms")}
+    results = []
+    for target in targets:
+        candidates = {"uniform": [("", prune.uniform(case.layers, target))]}
+        for method in ("esd", "farms"):
+            candidates[LABELS[method]] = [(f"eps={e:g}", within_kind_sparsity(alphas[method], target, e))
+                                          for e in epsilons]
+        for allocation, options in candidates.items():
+            scored = []
+            for setting, ratios in options:
+                pruned, _ = case.prune(pruner, ratios)
+                scored.append((case.tune_metric(pruned), setting, pruned))
+            tune_ppl, setting, pruned = min(scored, key=lambda item: item[0])
+            results.append({"pruner": pruner, "target": target, "allocation": allocation, "setting": setting,
+                            "tune_ppl": round(tune_ppl, 3), "held_out_ppl": round(case.held_out(pruned), 3)})
+            del scored, pruned
+    table = pd.DataFrame(results)
+    print(table.to_string(index=False).replace("\n", "\n    ").join(["    ", ""]), flush=True)
+    return table
+
+
+def quick_depth(case: LanguageModelCase, pruner: str, targets, epsilons=(0.2, 0.3)) -> None:
+    """A control without alphas: one ratio per block from depth alone (block 0 spared, or deeper pruned more)."""
+    print(f"\n== quick, depth alone (no alphas), one ratio per block: {pruner} ==", flush=True)
+    params = allocate.layer_params(farms_viz.analyze(case.model, method="esd", include=case.layers, progress=False))
+    scores = {"spare block 0": {n: -float(n.split(".")[1] == "0") for n in case.layers},
+              "linear in depth": {n: float(n.split(".")[1]) for n in case.layers}}
+    for target in targets:
+        cells = []
+        for epsilon in epsilons:
+            for label, score in scores.items():
+                ratios = allocate.sparsity(score, target, epsilon, params=params, groups="blocks")
+                pruned, _ = case.prune(pruner, ratios)
+                cells.append(f"{label} eps {epsilon}: calibration {case.tune_metric(pruned):.3f}, "
+                             f"held-out {case.held_out(pruned):.3f}")
+        print(f"  {target}: " + "; ".join(cells), flush=True)
+
+
+def sensitivity(case: LanguageModelCase, pruner: str, sparsity: float = 0.9) -> pd.Series:
+    """Perplexity rise (calibration split) when one layer alone is pruned to ``sparsity``."""
+    dense = case.tune_metric(case.model)
+    rises = {}
+    for name in case.layers:
+        pruned, _ = case.prune(pruner, {name: sparsity})
+        rises[name] = case.tune_metric(pruned) - dense
+        del pruned
+    return pd.Series(rises, name="rise")
+
+
+def quick_study(case: LanguageModelCase, pruner: str, target: float, window: int) -> None:
+    """Why alpha-based ratios win or lose: alphas vs sensitivity, and the allocation's knobs."""
+    print(f"\n== quick study: {pruner}, target {target}, FARMS window {window} (k=10), peak fit; metric: "
+          f"calibration-split perplexity ({case.tune_tokens} tokens) ==", flush=True)
+    started = time.perf_counter()
+    analyses = {fit: farms_viz.analyze(case.model, window=window, windows_per_dim=10, fit=fit, include=case.layers,
+                                       progress=False) for fit in ("peak", "median")}
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # the same random-init copy every run
+        random_copy = lm.CharacterLanguageModel(case.model.config, case.model.vocab_size)
+    random_analysis = farms_viz.analyze(random_copy, window=window, windows_per_dim=10, fit="peak",
+                                        include=case.layers, progress=False)
+    for label, analysis in (("trained", analyses["peak"]), ("random init", random_analysis)):
+        print(f"  alphas, peak fit, {label:<11}: " + "; ".join(
+            f"{LABELS[m]} mean {np.mean(v):.2f} std {np.std(v, ddof=1):.2f} range {min(v):.2f}-{max(v):.2f}"
+            for m in ("esd", "farms") for v in [list(analysis.alphas(m).values())]))
+    rise = sensitivity(case, pruner)
+    params = allocate.layer_params(analyses["peak"])
+    per_weight = pd.Series({n: rise[n] / params[n] for n in case.layers})
+    table = pd.DataFrame({"kind": [_kind(n) for n in case.layers], "params": [params[n] for n in case.layers],
+                          "rise": rise, "esd": analyses["peak"].alphas("esd"),
+                          "farms": analyses["peak"].alphas("farms")}, index=case.layers)
+    for method in ("esd", "farms"):
+        table[f"{method}_s"] = allocate.sparsity(analyses["peak"].alphas(method), target, 0.2, params=params)
+    print(f"  one layer alone pruned to 90% ({time.perf_counter() - started:.0f} s): mean by kind "
+          "(rise: calibration perplexity rise; ESD_s/FARMS_s: the eps 0.2 ratios)")
+    by_kind = table.groupby("kind", sort=False).agg(rise=("rise", "mean"), esd=("esd", "mean"),
+                                                    farms=("farms", "mean"), esd_s=("esd_s", "mean"),
+                                                    farms_s=("farms_s", "mean"))
+    print(by_kind.round(3).to_string().replace("\n", "\n    ").join(["    ", ""]))
+    for label, values in (("rise", rise), ("rise per weight", per_weight)):
+        cells = [f"{LABELS[m]} {fit} "
+                 f"{_spearman([analyses[fit].alphas(m)[n] for n in case.layers], values[case.layers]):+.2f}"
+                 for fit in ("peak", "median") for m in ("esd", "farms")]
+        print(f"  Spearman(alpha, {label}): " + ", ".join(cells)
+              + "  (AlphaPruning needs negative: larger alpha, less sensitive)")
+    within = [_spearman(rows["farms"], rows["rise"]) for _, rows in table.groupby("kind") if len(rows) > 2]
+    print(f"  Spearman(FARMS alpha, rise) within one kind (across the blocks), mean over kinds: {np.mean(within):+.2f}")
+
+    def measure(ratios) -> float:
+        pruned, _ = case.prune(pruner, ratios)
+        return case.tune_metric(pruned)
+
+    uniform_metric = measure(prune.uniform(case.layers, target))
+    cells = [f"uniform {uniform_metric:.3f}"]
+    for epsilon in (0.1, 0.3):
+        cells.append(f"eps {epsilon}: " + ", ".join(
+            f"{label} {measure(allocate.sparsity(scores, target, epsilon, params=params)):.3f}" for label, scores in (
+                ("-rise (oracle)", {n: -rise[n] for n in case.layers}),
+                ("-rise/weight", {n: -per_weight[n] for n in case.layers}),
+                ("FARMS", analyses["peak"].alphas("farms")),
+                ("-FARMS (reversed)", {n: -a for n, a in analyses["peak"].alphas("farms").items()}))))
+    print("  allocations scored on the calibration split: " + "; ".join(cells), flush=True)
+    cells = []
+    for label, groups in (("blocks", "blocks"), ("kind", [_kind(n) for n in case.layers])):
+        for method in ("esd", "farms"):
+            for epsilon in (0.1, 0.3):
+                ratios = allocate.sparsity(analyses["peak"].alphas(method), target, epsilon, params=params,
+                                           groups=groups)
+                cells.append(f"{label} {LABELS[method]} eps {epsilon} {measure(ratios):.3f}")
+    print("  grouped (one alpha per group, its mean): " + ", ".join(cells), flush=True)
+    cells = []
+    for method in ("esd", "farms"):
+        for epsilon in (0.1, 0.2, 0.3):
+            ratios = within_kind_sparsity(analyses["peak"].alphas(method), target, epsilon)
+            cells.append(f"{LABELS[method]} eps {epsilon} {measure(ratios):.3f}")
+    print("  within each kind (alphas compared across depth only): " + ", ".join(cells), flush=True)
+    cells = []
+    for method in ("esd", "farms"):
+        for epsilon in (0.02, 0.05):
+            ratios = allocate.sparsity(analyses["peak"].alphas(method), target, epsilon, params=params)
+            cells.append(f"{LABELS[method]} eps {epsilon} {measure(ratios):.3f}")
+    for method in ("esd", "farms"):
+        ratios = allocate.sparsity(analyses["median"].alphas(method), target, 0.1, params=params)
+        cells.append(f"{LABELS[method]} median fit eps 0.1 {measure(ratios):.3f}")
+    print("  small epsilons, median fit: " + ", ".join(cells), flush=True)
+    with_head = case.layers + ["head"]
+    head_analysis = farms_viz.analyze(case.model, window=window, windows_per_dim=10, fit="peak", include=with_head,
+                                      progress=False)
+    head_params = allocate.layer_params(head_analysis)
+    cells = [f"uniform {measure(prune.uniform(with_head, target)):.3f}"]
+    for method in ("esd", "farms"):
+        ratios = allocate.sparsity(head_analysis.alphas(method), target, 0.2, params=head_params)
+        cells.append(f"{LABELS[method]} eps 0.2 {measure(ratios):.3f} (head at {ratios['head']:.2f}, "
+                     f"alpha {head_analysis.alphas(method)['head']:.2f})")
+    print("  head pruned too: " + ", ".join(cells))
+    print(f"  study: {time.perf_counter() - started:.0f} s", flush=True)
+
+
 # ---- digits, MiniLM, memory -------------------------------------------------------------------------
 
 def bench_digits_tune(seeds: int) -> None:
@@ -310,7 +529,8 @@ def bench_memory(threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("lm", "study", "digits", "minilm", "memory"), action="append")
+    parser.add_argument("--only", action="append", choices=(
+        "lm", "study", "quick", "quick-study", "quick-kind", "quick-depth", "digits", "minilm", "memory"))
     parser.add_argument("--pruners", nargs="+", default=list(PRUNERS), choices=PRUNERS)
     parser.add_argument("--targets", nargs="+", type=float, default=list(TARGETS))
     parser.add_argument("--windows", nargs="+", type=int, default=list(WINDOWS))
@@ -322,6 +542,10 @@ def main() -> None:
     parser.add_argument("--held-out-tokens", type=int, default=None, help="default: the whole held-out split")
     parser.add_argument("--study-pruners", nargs="+", default=["wanda", "sparsegpt"], choices=PRUNERS)
     parser.add_argument("--study-target", type=float, default=0.8)
+    parser.add_argument("--quick-pruners", nargs="+", default=["wanda", "sparsegpt"], choices=PRUNERS)
+    parser.add_argument("--quick-targets", nargs="+", type=float, default=list(QUICK_TARGETS))
+    parser.add_argument("--quick-windows", nargs="+", type=int, default=list(QUICK_WINDOWS))
+    parser.add_argument("--quick-epsilons", nargs="+", type=float, default=list(QUICK_EPSILONS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steady on shared cores)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="write the LM table as CSV (and the tune rows)")
@@ -330,8 +554,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     only = set(args.only or ["lm"])
     start = time.perf_counter()
-    if only & {"lm", "study"}:
-        case = LanguageModelCase(args.calibration_tokens, args.tune_tokens, args.held_out_tokens)
+    if only & {"lm", "study", "quick", "quick-study", "quick-kind", "quick-depth"}:
+        held_out_tokens = args.held_out_tokens
+        if held_out_tokens is None and only & {"quick", "quick-study", "quick-kind", "quick-depth"}:
+            held_out_tokens = QUICK_HELD_OUT_TOKENS
+        case = LanguageModelCase(args.calibration_tokens, args.tune_tokens, held_out_tokens)
+        if "quick" in only:
+            for pruner in args.quick_pruners:
+                quick_table(case, pruner, args.quick_targets, args.quick_windows, args.quick_epsilons, args.groups)
+        if "quick-kind" in only:
+            for pruner in args.quick_pruners:
+                quick_within_kind(case, pruner, args.quick_targets, args.quick_windows[0], args.quick_epsilons)
+        if "quick-depth" in only:
+            for pruner in args.quick_pruners:
+                quick_depth(case, pruner, args.quick_targets)
+        if "quick-study" in only:
+            for pruner in args.quick_pruners:
+                quick_study(case, pruner, args.study_target, args.quick_windows[0])
         if "lm" in only:
             bench_language_model(case, args.pruners, args.targets, args.windows, args.epsilons, args.fit,
                                  args.groups, args.out)

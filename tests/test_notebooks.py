@@ -28,6 +28,36 @@ EXPECTED = {
 CHARTS_PER_EXPLORER = 3  # alpha per layer, alpha vs aspect ratio, spectrum
 WALL_TIME_LIMIT = 300.0  # seconds per notebook, on a CPU
 CELL_TIMEOUT = 240  # seconds
+# Notebooks that use the trained language model: it is trained (2-3 minutes on 2 cores) and cached
+# once per session before they run, so their time limit measures the notebook, not the training.
+NEEDS_LANGUAGE_MODEL = {"03_tune_before_pruning.ipynb"}
+CHECK_MARK = "FARMS_VIZ_CHECK "
+# Appended to a notebook before the headless run: prints the values its test reads back.
+CHECKS = {
+    "03_tune_before_pruning.ipynb": """
+import json, resource
+usage = resource.getrusage(resource.RUSAGE_SELF)
+reloaded = lm.load_language_model()
+frames = {"layers": per_layer, "blocks": per_block}
+print(CHECK_MARK + json.dumps({
+    "dense": dense, "target": TARGET, "epsilons": EPSILONS, "windows": TUNE_WINDOWS,
+    "vocab": splits.tokenizer.vocab_size,
+    "frames": {name: {"rows": len(f), "planned": f.attrs["planned"], "methods": f["method"].tolist(),
+                      "groups": [g if isinstance(g, str) else None for g in f["groups"]],
+                      "window": [None if w is pd.NA else int(w) for w in f["window"]],
+                      "metric": f["metric"].tolist(), "sparsity": f["sparsity"].tolist(), "best": f["best"].tolist()}
+               for name, f in frames.items()},
+    "results": results.reset_index().to_dict("list"), "winner": winner, "conclusion": conclusion,
+    "model_unchanged": all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                             reloaded.state_dict().values())),
+    "sweep_windows": sorted(sweep["window"].unique().tolist()), "sweep_layers": sweep["layer"].nunique(),
+    "layers": len(layers), "kernel_cpu_seconds": usage.ru_utime + usage.ru_stime,
+    "block_ratios": blocks["sparsity, FARMS per block"].tolist(), "block_alphas": blocks["FARMS alpha (mean)"].tolist(),
+    "allocated_means": [float(np.average(rows["sparsity"], weights=rows["params"]))
+                        for _, rows in allocations.groupby("method")],
+}))
+""",
+}
 
 
 def test_every_notebook_is_listed():
@@ -59,12 +89,71 @@ def _problems(notebook) -> list[str]:
     return found
 
 
+@pytest.fixture(scope="session")
+def _language_model_cached():
+    """The trained language model in the cache (trained now on a fresh machine: 2-3 minutes)."""
+    language_model = pytest.importorskip("farms_viz.sources.language_model")
+    language_model.load_language_model()
+
+
+def _checked_values(notebook) -> dict:
+    for output in notebook.cells[-1].get("outputs", []):
+        if output.output_type == "stream" and CHECK_MARK in output.text:
+            return json.loads(output.text.split(CHECK_MARK, 1)[1])
+    raise AssertionError("the check cell printed nothing: " + str(notebook.cells[-1].get("outputs")))
+
+
+def _assert_tune_notebook(values: dict) -> None:
+    """Notebook 03: the tune frames, the held-out results and the conclusion are there and sane."""
+    dense, target, vocab = values["dense"], values["target"], values["vocab"]
+    assert 1 < dense["calibration"] < 10 and 1 < dense["held-out"] < 10  # a trained model, far below 63
+    assert values["sweep_layers"] == values["layers"] == 24
+    assert set(values["windows"]) <= set(values["sweep_windows"])
+    epsilons, windows = len(values["epsilons"]), len(values["windows"])
+    per_layer, per_block = values["frames"]["layers"], values["frames"]["blocks"]
+    # one row per setting: uniform once, ESD per epsilon, FARMS per window and epsilon (no uniform per block)
+    assert per_layer["rows"] == per_layer["planned"] == 1 + epsilons + windows * epsilons
+    assert per_block["rows"] == per_block["planned"] == epsilons + windows * epsilons
+    assert per_layer["methods"].count("uniform") == 1 and "uniform" not in per_block["methods"]
+    assert set(per_block["groups"]) == {"blocks"} and set(per_layer["groups"]) - {None} == {"layers"}
+    for frame in (per_layer, per_block):
+        assert sorted(w for w in frame["window"] if w is not None) == sorted(values["windows"] * epsilons)
+        assert sum(frame["best"]) == 1 and frame["metric"][frame["best"].index(True)] == min(frame["metric"])
+        assert all(dense["calibration"] < m < vocab for m in frame["metric"])  # 80% hurts; the model still reads
+        assert all(abs(s - target) < 0.005 for s in frame["sparsity"])
+    assert values["allocated_means"] == pytest.approx([target, target], abs=1e-6)  # ESD's and FARMS' ratios
+    results = values["results"]
+    assert results["allocation"] == ["uniform", "standard ESD per layer", "FARMS per layer",
+                                     "standard ESD per block", "FARMS per block"]
+    held_out = dict(zip(results["allocation"], results["held-out perplexity"]))
+    assert all(dense["held-out"] < p < vocab for p in held_out.values())
+    assert all(abs(s - target) < 0.005 for s in results["sparsity"])
+    # each allocation's calibration perplexity is its best row's in the frame it came from
+    for label, calibration in zip(results["allocation"], results["calibration perplexity"]):
+        frame = per_block if label.endswith("per block") else per_layer
+        method = {"uniform": "uniform", "standard": "esd", "FARMS": "farms"}[label.split()[0]]
+        assert calibration == pytest.approx(min(m for m, k in zip(frame["metric"], frame["methods"]) if k == method))
+    assert values["winner"] == min(held_out, key=held_out.get)
+    conclusion = values["conclusion"]
+    assert f"Best on held-out text: {values['winner']}." in conclusion
+    assert all(f"{p:.3f}" in conclusion for p in held_out.values())
+    # the per-block ratios: one per block, mean at the target (blocks have equal sizes), the smallest alpha spared most
+    ratios, alphas = values["block_ratios"], values["block_alphas"]
+    assert len(ratios) == 4 and sum(ratios) / 4 == pytest.approx(target, abs=1e-6)
+    assert ratios.index(min(ratios)) == alphas.index(min(alphas))
+    assert values["model_unchanged"]  # tune and wanda left the trained model bit-for-bit as loaded
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_notebook_runs_top_to_bottom(name, tmp_path):
+def test_notebook_runs_top_to_bottom(name, tmp_path, request):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
+    if name in NEEDS_LANGUAGE_MODEL:
+        request.getfixturevalue("_language_model_cached")
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    if name in CHECKS:
+        notebook.cells.append(nbformat.v4.new_code_cell(f"CHECK_MARK = {CHECK_MARK!r}\n" + CHECKS[name]))
     client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT, allow_errors=True,
                                      resources={"metadata": {"path": str(tmp_path)}})
     started = time.perf_counter()
@@ -76,6 +165,10 @@ def test_notebook_runs_top_to_bottom(name, tmp_path):
               for cell in notebook.cells for output in cell.get("outputs", []))
     assert svg >= EXPECTED[name][1]
     assert seconds < WALL_TIME_LIMIT, f"{name} took {seconds:.0f} s (limit {WALL_TIME_LIMIT:.0f} s on a CPU)"
+    if name == "03_tune_before_pruning.ipynb":
+        values = _checked_values(notebook)
+        print(f"{name}: the kernel used {values['kernel_cpu_seconds']:.1f} CPU-seconds")
+        _assert_tune_notebook(values)
 
 
 # ---- in a real JupyterLab ----------------------------------------------------------------
@@ -147,8 +240,10 @@ def _run_all_cells(page, timeout: float) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_notebook_run_all_in_jupyterlab(name, fresh_lab, browser_page):
+def test_notebook_run_all_in_jupyterlab(name, fresh_lab, browser_page, request):
     page, lab = browser_page, fresh_lab
+    if name in NEEDS_LANGUAGE_MODEL:
+        request.getfixturevalue("_language_model_cached")
     shutil.copy(NOTEBOOKS / name, lab.root_dir / name)
     open_notebook(page, lab, name)
     stem = name.removesuffix(".ipynb")
