@@ -265,9 +265,17 @@ class TimelineJobs:
     @staticmethod
     def _on_step(explorer: Any, change: dict) -> None:
         timeline: Timeline = explorer._view
+        if timeline._reverting:
+            return
         steps = timeline.steps
         step = change["new"]
         if step not in steps:
+            if change["old"] in steps:  # back to the step on screen (already drawn)
+                timeline._reverting = True
+                try:
+                    explorer.set_trait("step", change["old"])
+                finally:
+                    timeline._reverting = False
             explorer._set(error=f"step {step!r} has no kept analysis; the slider's steps are {_steps_text(steps)}")
             return
         if explorer.error.startswith("step "):
