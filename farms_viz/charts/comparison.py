@@ -16,7 +16,7 @@ from ..tracking.compare import Comparison
 from .data import LOG_BINS, LOG_START_QUANTILE
 from .datasets import SELECTED, is_selected, records
 from .style import METHOD_LABELS, OTHER_COLORS, layer_axis, layer_chart_width
-from .timeline import VIEW_METHOD
+from .timeline import RESIZING, VIEW_METHOD
 
 MODEL_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross"]
 DATASETS = ("models_layers", "models_delta", "models_spectra", "models_xmin")
@@ -89,7 +89,8 @@ def comparison_datasets(comparison: Comparison, layer: str | None) -> dict[str, 
 
 
 def models_alpha_chart(names: list[str], layer_count: int) -> alt.LayerChart:
-    """Each model's alpha per layer (model order), side by side, for the ``view_method`` method.
+    """Each model's alpha per layer (model order), side by side, for the ``view_method`` method; the
+    selected layer's points larger and outlined.
 
     Examples
     --------
@@ -98,17 +99,17 @@ def models_alpha_chart(names: list[str], layer_count: int) -> alt.LayerChart:
     """
     base = alt.Chart(alt.NamedData(name="models_layers")).transform_filter(f"datum.method === {VIEW_METHOD}")
     x = alt.X("layer:N", sort=alt.EncodingSortField("order"), title=None, axis=layer_axis(layer_count))
-    highlight = base.mark_rect(opacity=0.12, color="#888").encode(x=x).transform_filter(is_selected())
     points = base.mark_point(filled=True, size=70).encode(
         x=x, xOffset=alt.XOffset("model:N", scale=alt.Scale(domain=list(names))),
         y=alt.Y("alpha:Q", title="alpha", scale=alt.Scale(zero=False, padding=12)),
         color=alt.Color("model:N", title="model", scale=_model_scale(names), legend=alt.Legend(orient="top")),
         shape=alt.Shape("model:N", scale=alt.Scale(domain=list(names), range=MODEL_SHAPES[:len(names)]),
                         legend=None),
-        size=alt.condition(is_selected(), alt.value(150), alt.value(70)),
+        size=alt.condition(is_selected(), alt.value(170), alt.value(60)),
+        stroke=alt.condition(is_selected(), alt.value("#222"), alt.value(None)),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:N"), alt.Tooltip("method_label:N", title="method"),
                  alt.Tooltip("alpha:Q", format=".3f")])
-    return alt.layer(highlight, points).properties(
+    return alt.layer(points).properties(
         width=layer_chart_width(layer_count), height=230,
         title="alpha per layer, each model (click a point to pick a layer)")
 
@@ -133,7 +134,7 @@ def alpha_delta_chart(names: list[str], layer_count: int) -> alt.Chart:
         tooltip=[alt.Tooltip("layer:N"), alt.Tooltip("model:N"), alt.Tooltip("reference:N"),
                  alt.Tooltip("alpha_a:Q", title="alpha (reference)", format=".3f"),
                  alt.Tooltip("alpha_b:Q", title="alpha", format=".3f"), alt.Tooltip("delta:Q", format="+.3f")],
-    ).properties(width=360, height=alt.Step(max(12, 9 * len(others))),
+    ).properties(width=360, height=alt.Step(max(26, 14 * len(others))),
                  title=f"change in alpha per layer from {names[0]} (sorted)")
 
 
@@ -148,7 +149,7 @@ def overlaid_spectra_chart(names: list[str]) -> alt.LayerChart:
     """
     color = alt.Color("model:N", title="model", scale=_model_scale(list(names)), legend=alt.Legend(orient="top"))
     lines = alt.Chart(alt.NamedData(name="models_spectra")).transform_filter(
-        f"datum.method === {VIEW_METHOD}").mark_line(point=True, strokeWidth=2, interpolate="step-after").encode(
+        f"datum.method === {VIEW_METHOD}").mark_line(strokeWidth=2, interpolate="step-after").encode(
         x=alt.X("eigenvalue:Q", title="eigenvalue", scale=alt.Scale(type="log")),
         y=alt.Y("density:Q", title="density", scale=alt.Scale(type="log")),
         color=color, strokeDash=alt.StrokeDash("model:N", legend=None),
@@ -169,7 +170,7 @@ def comparison_specs(names: list[str], layer_count: int) -> dict[str, dict]:
               "models_spectra": overlaid_spectra_chart(names)}
     specs = {}
     for panel, chart in charts.items():
-        spec = chart.add_params(*params).to_dict(validate=False)
+        spec = chart.add_params(*params).properties(autosize=RESIZING).to_dict(validate=False)
         spec["datasets"] = {name: [] for name in DATASETS if f'"{name}"' in str(spec).replace("'", '"')}
         specs[panel] = spec
     return specs

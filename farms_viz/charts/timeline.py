@@ -22,6 +22,8 @@ VIEW_METHOD = "view_method"
 # Name of the layer panel's point marks (one per recorded step and layer): tests count them.
 LAYER_POINTS = "time_layer_points"
 LEGEND_MAX_LAYERS = 12
+# Rows arrive after the spec (new steps, new settings): the layout follows their axis labels.
+RESIZING = alt.AutoSizeParams(type="pad", resize=True)
 _AT_STEP = f"datum.step === {CURRENT_STEP}"
 
 
@@ -84,15 +86,15 @@ def timeline_chart(layer_count: int, width: int = 560) -> alt.VConcatChart:
         layers.mark_rule(color="#888", strokeDash=[3, 3]).encode(x=x).transform_filter(_AT_STEP),
         layers.mark_line().encode(
             x=x, y=y, color=color, detail="layer:N", tooltip=layer_tooltip,
-            opacity=alt.condition(picked, alt.value(0.95), alt.value(0.2)),
+            opacity=alt.condition(picked, alt.value(0.95), alt.value(0.4)),
             strokeWidth=alt.condition(is_selected(), alt.value(3.0), alt.value(1.4))),
         layers.mark_point(filled=True).encode(
             x=x, y=y, color=color, tooltip=layer_tooltip,
             size=alt.condition(is_selected(), alt.value(60), alt.value(22)),
-            opacity=alt.condition(picked, alt.value(0.95), alt.value(0.2))).properties(name=LAYER_POINTS),
+            opacity=alt.condition(picked, alt.value(0.95), alt.value(0.4))).properties(name=LAYER_POINTS),
     ).properties(width=width, height=230, title="alpha per layer over steps (click a line to pick a layer)")
     return alt.vconcat(mean_panel, layer_panel, spacing=18).resolve_scale(color="independent").add_params(
         alt.param(name=CURRENT_STEP, value=None), alt.param(name=VIEW_METHOD, value="farms"),
         alt.param(name=SELECTED, value=None)).properties(
-        description="Alpha over the recorded steps: the mean per method, then every layer's alpha for the "
+        autosize=RESIZING, description="Alpha over the recorded steps: the mean per method, then every layer's alpha for the "
                     "chosen method; a dotted rule marks the step the other panels show.")
