@@ -39,6 +39,9 @@ TIMELINE = ".farms-viz .fv-chart[data-chart='timeline']"
 MODELS_ALPHA = ".farms-viz .fv-chart[data-chart='models_alpha']"
 MODELS_DELTA = ".farms-viz .fv-chart[data-chart='models_delta']"
 MODELS_SPECTRA = ".farms-viz .fv-chart[data-chart='models_spectra']"
+POINTS = f"{TIMELINE} [class*=time_layer_points] path"  # the layer panel's points (mark name + a suffix)
+# JS: the transforms of the marks a selector finds, as JSON
+TRANSFORMS = "(s) => JSON.stringify([...document.querySelectorAll(s)].map(p => p.getAttribute('transform')))"
 
 
 @pytest.fixture
@@ -62,8 +65,7 @@ def run_notebook(browser_page, lab):
 
 def _layer_points(page) -> list[str]:
     """The time view's layer panel: one symbol per recorded step and layer (the chosen method)."""
-    return page.eval_on_selector_all(f"{TIMELINE} [class*=time_layer_points] path",
-                                     "paths => paths.map(p => p.getAttribute('transform'))")
+    return page.eval_on_selector_all(POINTS, "paths => paths.map(p => p.getAttribute('transform'))")
 
 
 def _alpha_points(page) -> list[str]:
@@ -75,8 +77,8 @@ def test_the_time_view_follows_training_and_the_step_slider_scrubs_the_panels(ru
     page = run_notebook("over_time.ipynb", TRAIN)
     page.wait_for_function(f"(n) => document.querySelector(\"{ROOT} .fv-timeline\")?.dataset.steps === String(n)",
                            arg=STEPS, timeout=90_000)
-    page.wait_for_function(f"(n) => document.querySelectorAll(\"{TIMELINE} [class*=time_layer_points] path\").length === n",
-                           arg=STEPS * LAYERS, timeout=60_000)
+    page.wait_for_function("([s, n]) => document.querySelectorAll(s).length === n", arg=[POINTS, STEPS * LAYERS],
+                           timeout=60_000)
     page.wait_for_selector(f"{ALPHA}[data-rendered='true'] .mark-symbol path", timeout=60_000)
     page.wait_for_selector(f"{SPECTRUM}[data-rendered='true'] .mark-rect path", timeout=60_000)
     assert len(set(_layer_points(page))) == STEPS * LAYERS  # one point per recorded step and layer
@@ -95,9 +97,9 @@ def test_the_time_view_follows_training_and_the_step_slider_scrubs_the_panels(ru
     slider.press("Home")  # the first recorded step
     page.wait_for_function(f"() => document.querySelector(\"{ROOT} .fv-timeline\").dataset.step === '0'")
     page.wait_for_function(f"(t) => document.querySelector(\"{ROOT} .fv-table tbody\").innerText !== t", arg=table)
-    page.wait_for_function(f"(a) => JSON.stringify([...document.querySelectorAll(\"{ALPHA} .mark-symbol.role-mark path\")]"
+    page.wait_for_function("([s, a]) => JSON.stringify([...document.querySelectorAll(s)]"
                            ".map(p => p.getAttribute('transform')).sort()) !== a",
-                           arg=json.dumps(alphas, separators=(",", ":")))
+                           arg=[f"{ALPHA} .mark-symbol.role-mark path", json.dumps(alphas, separators=(",", ":"))])
     page.wait_for_function(f"(s) => document.querySelector(\"{SPECTRUM} svg.marks\").innerHTML !== s", arg=spectrum)
     assert not page.locator(f"{ROOT} input[name='follow_latest']").is_checked()  # the user moved it
     assert "step 0" in page.inner_text(f"{ROOT} .fv-header")
@@ -107,9 +109,8 @@ def test_the_time_view_follows_training_and_the_step_slider_scrubs_the_panels(ru
     # the other method in the time view: the layer panel redraws from the same rows
     before = _layer_points(page)
     page.locator(f"{ROOT} .fv-timeline button[value='esd']").click()
-    page.wait_for_function(f"(b) => JSON.stringify([...document.querySelectorAll(\"{TIMELINE} [class*=time_layer_points] path\")]"
-                           ".map(p => p.getAttribute('transform'))) !== b",
-                           arg=json.dumps(before, separators=(",", ":")))
+    page.wait_for_function(f"([s, b]) => ({TRANSFORMS})(s) !== b",
+                           arg=[POINTS, json.dumps(before, separators=(",", ":"))])
     assert len(set(_layer_points(page))) == STEPS * LAYERS
 
 
@@ -145,6 +146,7 @@ def test_the_model_comparison_draws_both_models_the_delta_and_the_spectra(run_no
     # a layer picked in the comparison overlays that layer's spectra
     spectra = page.inner_html(f"{MODELS_SPECTRA} svg.marks")
     page.locator(f"{ROOT} .fv-table tbody tr[data-layer='3']").click()
-    page.wait_for_function(f"(s) => document.querySelector(\"{MODELS_SPECTRA} svg.marks\").innerHTML !== s", arg=spectra)
+    page.wait_for_function("([c, s]) => document.querySelector(c).innerHTML !== s",
+                           arg=[f"{MODELS_SPECTRA} svg.marks", spectra])
     page.wait_for_timeout(300)
     page.locator(ROOT).screenshot(path=str(SCREENSHOTS / "compare_tuned.png"))

@@ -162,7 +162,8 @@ def test_the_comparison_shows_both_models_and_the_delta_of_the_changed_layer_onl
         deltas = _deltas(explorer, method)
         assert deltas["0"] == 0 and deltas["2"] == 0 and deltas["1"] != 0
     expected = farms_viz.compare({"base": base, "tuned": tuned}, progress=False, **PARAMS).to_pandas()
-    rows = {(r["model"], r["layer"], r["method"]): r["alpha"] for r in explorer._comparison["datasets"]["models_layers"]}
+    shown = explorer._comparison["datasets"]["models_layers"]
+    rows = {(r["model"], r["layer"], r["method"]): r["alpha"] for r in shown}
     assert rows == pytest.approx({(r.model, r.layer, r.method): r.alpha for r in expected.itertuples()}, rel=1e-4)
     assert _table_alphas(explorer) == pytest.approx(farms_viz.analyze(base, progress=False, **PARAMS).alphas("farms"),
                                                     rel=1e-4)

@@ -8,6 +8,8 @@ method drawn and ``selected_layer`` the highlighted layer, without new rows.
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -88,7 +90,7 @@ def comparison_datasets(comparison: Comparison, layer: str | None) -> dict[str, 
             "models_xmin": records(pd.DataFrame(marks, columns=["model", "method", "xmin", "alpha"]), digits=5)}
 
 
-def models_alpha_chart(names: list[str], layer_count: int) -> alt.LayerChart:
+def models_alpha_chart(names: list[str], layer_count: int) -> alt.TopLevelMixin:
     """Each model's alpha per layer (model order), side by side, for the ``view_method`` method; the
     selected layer's points larger and outlined.
 
@@ -138,7 +140,7 @@ def alpha_delta_chart(names: list[str], layer_count: int) -> alt.Chart:
                  title=f"change in alpha per layer from {names[0]} (sorted)")
 
 
-def overlaid_spectra_chart(names: list[str]) -> alt.LayerChart:
+def overlaid_spectra_chart(names: list[str]) -> alt.TopLevelMixin:
     """The selected layer's eigenvalue density from each model on one log-log axis (raw eigenvalues:
     the same layer and windows in every model), each fit's xmin dotted.
 
@@ -166,7 +168,8 @@ def overlaid_spectra_chart(names: list[str]) -> alt.LayerChart:
 def comparison_specs(names: list[str], layer_count: int) -> dict[str, dict]:
     """The three comparison panels' Vega-Lite specs, rows left out (they travel as data sets)."""
     params = [alt.param(name=VIEW_METHOD, value="farms"), alt.param(name=SELECTED, value=None)]
-    charts = {"models_alpha": models_alpha_chart(names, layer_count), "models_delta": alpha_delta_chart(names, layer_count),
+    charts: dict[str, Any] = {"models_alpha": models_alpha_chart(names, layer_count),
+              "models_delta": alpha_delta_chart(names, layer_count),
               "models_spectra": overlaid_spectra_chart(names)}
     specs = {}
     for panel, chart in charts.items():

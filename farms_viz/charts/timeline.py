@@ -96,5 +96,6 @@ def timeline_chart(layer_count: int, width: int = 560) -> alt.VConcatChart:
     return alt.vconcat(mean_panel, layer_panel, spacing=18).resolve_scale(color="independent").add_params(
         alt.param(name=CURRENT_STEP, value=None), alt.param(name=VIEW_METHOD, value="farms"),
         alt.param(name=SELECTED, value=None)).properties(
-        autosize=RESIZING, description="Alpha over the recorded steps: the mean per method, then every layer's alpha for the "
+        autosize=RESIZING,
+        description="Alpha over the recorded steps: the mean per method, then every layer's alpha for the "
                     "chosen method; a dotted rule marks the step the other panels show.")

@@ -54,7 +54,7 @@ SYNCED_STATE: dict[str, str] = {
     "_partial": "the results on screen cover the layers done so far of a long first run",
     # over time (Explorer(monitor)) and across models (Explorer({name: model}))
     "step": "Explorer(monitor): the recorded step every panel but the time view shows (the step slider)",
-    "follow_latest": "Explorer(monitor): step moves to each newly recorded step (off once the slider leaves the newest)",
+    "follow_latest": "Explorer(monitor): step moves to each new recorded step (off once the slider leaves the newest)",
     "view_method": "the method the time view and the model comparison draw: one of ALLOCATION_SOURCES",
     "shown_model": "Explorer({name: model}): the model the single-model panels show (the model picker)",
     "_mode": "what the Explorer shows: one of EXPLORER_MODES",

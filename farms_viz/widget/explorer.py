@@ -56,7 +56,6 @@ from .models import ModelsView, is_models
 from .prefetch import COARSE_WINDOWS_PER_DIM, ResultStore, coarse, neighbours, result_key, windows_key
 from .run_status import RunProgress, estimate_state, format_seconds, params_text
 from .runner import Runner
-from .timeline import Timeline, explorer_params
 from .state import (
     allocation_datasets,
     allocation_layers,
@@ -66,6 +65,7 @@ from .state import (
     sweep_datasets,
     table_records,
 )
+from .timeline import Timeline, explorer_params
 
 log = logging.getLogger(__name__)
 # A run estimated above this many seconds waits for run_anyway() (the budget_s trait's default).
@@ -409,8 +409,9 @@ class Explorer(anywidget.AnyWidget):
         with self._lock:
             self._generation += 1
         self._runner.close()
-        if getattr(self, "_view", None) is not None:
-            self._view.detach()
+        view = getattr(self, "_view", None)
+        if view is not None:
+            view.detach()
         finalizer = getattr(self, "_finalizer", None)
         if finalizer is not None:
             finalizer.detach()

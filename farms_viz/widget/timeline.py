@@ -183,7 +183,8 @@ class Timeline:
                         explorer.set_trait(name, getattr(fixed, name))
             finally:
                 self._reverting = False
-            explorer._set(error=f"the Monitor's parameters are fixed ({', '.join(f'{k}={getattr(fixed, k)!r}' for k in changed)}): "
+            values = ", ".join(f"{k}={getattr(fixed, k)!r}" for k in changed)
+            explorer._set(error=f"the Monitor's parameters are fixed ({values}): "
                                 f"its history was computed with them and past weights are gone; "
                                 f"farms_viz.Explorer(monitor.model, ...) explores others on the current weights")
             return
