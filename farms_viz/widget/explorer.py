@@ -97,6 +97,9 @@ class Explorer(anywidget.AnyWidget):
     Parameters
     ----------
     model : an ``nn.Module`` or a state dict. Read, never modified; ``refresh()`` re-reads it.
+        A :class:`~farms_viz.Monitor`: the Explorer over training (a time view and a step slider,
+        the Monitor's parameters; :mod:`.timeline`). A dict name -> model: several models side by
+        side (a model picker and comparison panels; :mod:`.models`).
     budget_s : a change of settings whose run is estimated to take longer than this (seconds)
         waits for ``run_anyway()`` (the "run anyway" button); None: no limit. A trait: change it at
         any time. The first analysis and ``refresh()`` run whatever their estimate (``stop()`` ends them).
@@ -124,6 +127,10 @@ class Explorer(anywidget.AnyWidget):
     spectrum_units : "normalised" (default: each method's eigenvalues divided by their mean, so
         the standard ESD and FARMS share one axis) or "raw"; ``spectrum_methods``: "both",
         "esd" or "farms". How the spectrum is drawn; nothing is recomputed.
+    step, follow_latest : ``Explorer(monitor)``: the recorded step every panel but the time view
+        shows (the step slider); whether it moves to each new step (off once moved back).
+    view_method : "farms" or "esd": the method the time view and the model comparison draw.
+    shown_model : ``Explorer({name: model})``: the model the single-model panels show.
 
     Examples
     --------
