@@ -161,6 +161,8 @@ def test_the_comparison_shows_both_models_and_the_delta_of_the_changed_layer_onl
     for method in ("esd", "farms"):
         deltas = _deltas(explorer, method)
         assert deltas["0"] == 0 and deltas["2"] == 0 and deltas["1"] != 0
+        on_screen = explorer.comparison.delta("base", "tuned", method=method)
+        assert dict(zip(on_screen["layer"], on_screen["delta"])) == pytest.approx(deltas, rel=1e-4, abs=1e-6)
     expected = farms_viz.compare({"base": base, "tuned": tuned}, progress=False, **PARAMS).to_pandas()
     shown = explorer._comparison["datasets"]["models_layers"]
     rows = {(r["model"], r["layer"], r["method"]): r["alpha"] for r in shown}

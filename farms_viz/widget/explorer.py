@@ -49,6 +49,7 @@ from ..engine.matrices import LayerMatrix, SkippedLayer, iter_layers
 from ..engine.params import DEFAULT_FIT, DEFAULT_Q, DEFAULT_WINDOW, DEFAULT_WINDOWS_PER_DIM, AnalysisParams
 from ..engine.run_control import AnalysisCancelled, RunControl
 from ..engine.sweep import sweep
+from ..tracking.compare import Comparison
 from ..tracking.monitor import Monitor
 from . import export, lifetime
 from .contract import ALLOCATION_SOURCES, EXPLORER_MODES, MESSAGES, SPECTRUM_METHODS, SPECTRUM_UNITS, slider_limits
@@ -145,6 +146,25 @@ class Explorer(anywidget.AnyWidget):
     >>> sorted(explorer.allocation)
     ['0', '1']
     >>> explorer.close()
+
+    Over training, and across models:
+
+    >>> import copy, farms_viz
+    >>> net = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 32))
+    >>> monitor = farms_viz.Monitor(net, window=16, background=False)
+    >>> over_time = Explorer(monitor)
+    >>> for step in (0, 100):
+    ...     _ = monitor.step(step)
+    >>> _ = over_time.wait(); over_time.step, over_time.follow_latest
+    (100, True)
+    >>> over_time.step = 0          # what the step slider does: every panel shows step 0
+    >>> over_time.wait() is monitor.analysis(0), over_time.follow_latest
+    (True, False)
+    >>> over_time.close()
+    >>> models = Explorer({"base": net, "copy": copy.deepcopy(net)}, window=16)
+    >>> models.shown_model, models.comparison.delta("base", "copy")["delta"].tolist()
+    ('base', [0.0, 0.0, 0.0, 0.0])
+    >>> models.close()
     """
 
     _esm = STATIC / "widget.js"
@@ -278,6 +298,13 @@ class Explorer(anywidget.AnyWidget):
         """The latest analysis as a DataFrame (``Analysis.to_pandas()`` columns)."""
         analysis = self.wait()
         return None if analysis is None else analysis.to_pandas()
+
+    @property
+    def comparison(self) -> Comparison | None:
+        """``Explorer({name: model})``: the :class:`~farms_viz.Comparison` on screen (waits for a run
+        in progress); None for one model or a Monitor."""
+        self.wait()
+        return self._view.comparison if isinstance(self._view, ModelsView) else None
 
     def wait(self, timeout: float | None = None) -> Analysis | None:
         """Wait until the requested runs have finished; return the latest complete analysis.

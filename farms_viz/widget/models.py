@@ -72,6 +72,11 @@ class ModelsView:
     def detach(self) -> None:
         self._comparisons.clear()
 
+    @property
+    def comparison(self) -> Comparison | None:
+        """The comparison on screen (its parameters are the results on screen's)."""
+        return self._shown_comparison
+
     # ----- the Explorer's hooks -----------------------------------------------------------------
     def analyze(self, explorer: Any, params: dict[str, Any], control: RunControl) -> Analysis:
         """Every model with ``params`` (the shown one last, with the run's progress); keep the comparison."""
