@@ -61,6 +61,14 @@ SYNCED_STATE: dict[str, str] = {
     "_results_for": "the settings the results on screen were computed with (kind: exact/provisional/partial)",
     "_provisional": "the results on screen are a coarse stand-in (fewer windows) for the exact ones, coming",
     "_partial": "the results on screen cover the layers done so far of a long first run",
+    # over time (Explorer(monitor)) and across models (Explorer({name: model}))
+    "step": "Explorer(monitor): the recorded step every panel but the time view shows (the step slider)",
+    "follow_latest": "Explorer(monitor): step moves to each new recorded step (off once the slider leaves the newest)",
+    "view_method": "the method the time view and the model comparison draw: one of ALLOCATION_SOURCES",
+    "shown_model": "Explorer({name: model}): the model the single-model panels show (the model picker)",
+    "_mode": "what the Explorer shows: one of EXPLORER_MODES",
+    "_timeline": "the time view: spec (rows left out), datasets, steps (the slider's), recorded, note",
+    "_comparison": "the comparison panels: specs (rows left out), datasets, models, layer, kind, note",
 }
 # State of the offline HTML page only (no kernel): set by the export, never synced.
 STATIC_STATE: dict[str, str] = {
@@ -73,6 +81,11 @@ MESSAGES = ("refresh", "save_allocation", "run_sweep", "stop", "run_anyway", "ru
 # Chart panels (keys of _specs) and the tabs that hold them.
 PANELS = ("alpha_by_layer", "alpha_vs_aspect", "spectrum", "allocation", "sweep", "tune_window", "tune_epsilon")
 TABS = ("spectra", "allocation", "sweep", "tune")
+# One model, a Monitor's recorded steps, or several models side by side.
+EXPLORER_MODES = ("model", "monitor", "models")
+# Panels of the time view and of the model comparison (keys of _timeline's and _comparison's specs).
+TIMELINE_PANEL = "timeline"
+COMPARISON_PANELS = ("models_alpha", "models_delta", "models_spectra")
 # Whose alphas an allocation can use, in the order the control offers them.
 ALLOCATION_SOURCES = ("farms", "esd")
 # The spectrum's view options, in the order the controls offer them.

@@ -50,8 +50,11 @@ from ..engine.matrices import LayerMatrix, SkippedLayer, iter_layers
 from ..engine.params import DEFAULT_FIT, DEFAULT_Q, DEFAULT_WINDOW, DEFAULT_WINDOWS_PER_DIM, AnalysisParams
 from ..engine.run_control import AnalysisCancelled, RunControl
 from ..engine.sweep import sweep
+from ..tracking.compare import Comparison
+from ..tracking.monitor import Monitor
 from . import export, lifetime
-from .contract import ALLOCATION_SOURCES, MESSAGES, SPECTRUM_METHODS, SPECTRUM_UNITS, slider_limits
+from .contract import ALLOCATION_SOURCES, EXPLORER_MODES, MESSAGES, SPECTRUM_METHODS, SPECTRUM_UNITS, slider_limits
+from .models import ModelsView, is_models
 from .prefetch import COARSE_WINDOWS_PER_DIM, ResultStore, coarse, neighbours, result_key, windows_key
 from .run_status import RunProgress, estimate_state, format_seconds, params_text
 from .runner import Runner
@@ -64,6 +67,7 @@ from .state import (
     sweep_datasets,
     table_records,
 )
+from .timeline import Timeline, explorer_params
 from .tune_tab import TUNE_MESSAGES, TuneTab
 
 log = logging.getLogger(__name__)
@@ -96,6 +100,9 @@ class Explorer(TuneTab, anywidget.AnyWidget):
     Parameters
     ----------
     model : an ``nn.Module`` or a state dict. Read, never modified; ``refresh()`` re-reads it.
+        A :class:`~farms_viz.Monitor`: the Explorer over training (a time view and a step slider,
+        the Monitor's parameters; :mod:`.timeline`). A dict name -> model: several models side by
+        side (a model picker and comparison panels; :mod:`.models`).
     budget_s : a change of settings whose run is estimated to take longer than this (seconds)
         waits for ``run_anyway()`` (the "run anyway" button); None: no limit. A trait: change it at
         any time. The first analysis and ``refresh()`` run whatever their estimate (``stop()`` ends them).
@@ -132,6 +139,10 @@ class Explorer(TuneTab, anywidget.AnyWidget):
     tune_pruner, tune_target, tune_windows, tune_epsilons, tune_status : the Tune tab
         (:class:`~farms_viz.widget.tune_tab.TuneTab`); ``run_tune()``, ``stop_tune()``,
         ``tune_results``, ``apply_best_tune()``.
+    step, follow_latest : ``Explorer(monitor)``: the recorded step every panel but the time view
+        shows (the step slider); whether it moves to each new step (off once moved back).
+    view_method : "farms" or "esd": the method the time view and the model comparison draw.
+    shown_model : ``Explorer({name: model})``: the model the single-model panels show.
 
     Examples
     --------
@@ -146,6 +157,25 @@ class Explorer(TuneTab, anywidget.AnyWidget):
     >>> sorted(explorer.allocation)
     ['0', '1']
     >>> explorer.close()
+
+    Over training, and across models:
+
+    >>> import copy, farms_viz
+    >>> net = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 32))
+    >>> monitor = farms_viz.Monitor(net, window=16, background=False)
+    >>> over_time = Explorer(monitor)
+    >>> for step in (0, 100):
+    ...     _ = monitor.step(step)
+    >>> _ = over_time.wait(); over_time.step, over_time.follow_latest
+    (100, True)
+    >>> over_time.step = 0          # what the step slider does: every panel shows step 0
+    >>> over_time.wait() is monitor.analysis(0), over_time.follow_latest
+    (True, False)
+    >>> over_time.close()
+    >>> models = Explorer({"base": net, "copy": copy.deepcopy(net)}, window=16)
+    >>> models.shown_model, models.comparison.delta("base", "copy")["delta"].tolist()
+    ('base', [0.0, 0.0, 0.0, 0.0])
+    >>> models.close()
     """
 
     _esm = STATIC / "widget.js"
@@ -187,10 +217,27 @@ class Explorer(TuneTab, anywidget.AnyWidget):
     _provisional = t.Bool(False).tag(sync=True)
     _partial = t.Bool(False).tag(sync=True)
 
+    # over time (Explorer(monitor): .timeline) and across models (Explorer({name: model}): .models)
+    step = t.Union([t.Int(), t.Float()], default_value=None, allow_none=True).tag(sync=True)
+    follow_latest = t.Bool(True).tag(sync=True)
+    view_method = t.Enum(ALLOCATION_SOURCES, ALLOCATION_SOURCES[0]).tag(sync=True)
+    shown_model = t.Unicode(None, allow_none=True).tag(sync=True)
+    _mode = t.Enum(EXPLORER_MODES, EXPLORER_MODES[0]).tag(sync=True)
+    _timeline = t.Dict().tag(sync=True)
+    _comparison = t.Dict().tag(sync=True)
+
     def __init__(self, model: Any, *, budget_s: float | None = DEFAULT_BUDGET_S, prefetch: bool = True,
                  provisional: bool = True, evaluate: Callable[[Any], float] | None = None, calibration: Any = None,
                  tune_options: dict[str, Any] | None = None, **analyze_params: Any) -> None:
         analyze_params.pop("progress", None)
+        view: Timeline | ModelsView | None = None
+        if isinstance(model, Monitor):  # over time: the Monitor's analyses, its parameters
+            view = Timeline(model, _prepare)
+            analyze_params = explorer_params(model, analyze_params)
+            prefetch = provisional = False
+        elif is_models(model):  # across models: each run analyses them all
+            view = ModelsView(model)
+            prefetch = False  # (values computed ahead would be the shown model's only)
         for old, new in _RENAMED_TRAITS.items():
             if old in analyze_params:
                 warn_renamed(f"Explorer({old}=...)", f"{new}=")
@@ -207,7 +254,9 @@ class Explorer(TuneTab, anywidget.AnyWidget):
         # validate once, at the boundary, with the engine's messages
         params = AnalysisParams(**farms, **{k: v for k, v in analyze_params.items()
                                              if k in ("method", "conv_norm")})
-        self._model = model
+        self._view = view
+        self._model = (model.model if isinstance(view, Timeline) else
+                       view.models[view.names[0]] if isinstance(view, ModelsView) else model)
         self._fixed = analyze_params
         self._lock = threading.RLock()
         self._spectrum_layer: str | None = None
@@ -228,8 +277,14 @@ class Explorer(TuneTab, anywidget.AnyWidget):
         self._sweep_params: dict[str, Any] | None = None
         super().__init__(window=params.window, q=params.q, windows_per_dim=params.windows_per_dim,
                          stride=params.stride, fit=params.fit, budget_s=budget_s, **allocation)
-        self._layers = _layer_shapes(model, self._fixed)
-        sides = [min(rows, cols) for _, rows, cols, _ in self._layers]
+        if isinstance(view, Timeline):
+            self._layers = view.layer_shapes(self._fixed)
+        elif isinstance(view, ModelsView):
+            self._layers = view.layer_shapes(self._fixed, view.names[0])
+        else:
+            self._layers = _layer_shapes(model, self._fixed)
+        sides = ([min(rows, cols) for _, rows, cols, _ in self._layers] if not isinstance(view, ModelsView)
+                 else view.all_short_sides(self._fixed))
         self._limits = slider_limits(sides)
         self.sweep_windows = default_sweep_windows(sides, params.window)
         self._set(sweep_status="not run yet: 'run sweep' fits FARMS once per window size, in the background")
@@ -241,6 +296,8 @@ class Explorer(TuneTab, anywidget.AnyWidget):
         self.on_msg(self._on_custom_message)
         # neither ipywidgets' registry nor the worker keeps an Explorer nobody uses alive
         self._finalizer = lifetime.hold_weakly(self, self._runner.close)
+        if view is not None:
+            view.attach(self)
         self._schedule("analysing", force=True)  # asked for by creating the Explorer: Stop can end it
 
     # ----- public API -----------------------------------------------------------------
@@ -254,6 +311,13 @@ class Explorer(TuneTab, anywidget.AnyWidget):
         """The latest analysis as a DataFrame (``Analysis.to_pandas()`` columns)."""
         analysis = self.wait()
         return None if analysis is None else analysis.to_pandas()
+
+    @property
+    def comparison(self) -> Comparison | None:
+        """``Explorer({name: model})``: the :class:`~farms_viz.Comparison` on screen (waits for a run
+        in progress); None for one model or a Monitor."""
+        self.wait()
+        return self._view.comparison if isinstance(self._view, ModelsView) else None
 
     def wait(self, timeout: float | None = None) -> Analysis | None:
         """Wait until the requested runs have finished; return the latest complete analysis.
@@ -393,6 +457,9 @@ class Explorer(TuneTab, anywidget.AnyWidget):
             self._generation += 1
         self._runner.close()
         self._close_tune()
+        view = getattr(self, "_view", None)
+        if view is not None:
+            view.detach()
         finalizer = getattr(self, "_finalizer", None)
         if finalizer is not None:
             finalizer.detach()
@@ -487,6 +554,9 @@ class Explorer(TuneTab, anywidget.AnyWidget):
                              esd_cached=self._esd_cached, fits_cached=result_key(params) in self._fitted)
 
     def _schedule(self, reason: str, force: bool = False) -> None:
+        if isinstance(self._view, Timeline):  # a recorded step, not a run
+            self._view.schedule(self, reason)
+            return
         params = self._params()
         try:
             AnalysisParams(**params)
@@ -537,7 +607,10 @@ class Explorer(TuneTab, anywidget.AnyWidget):
         """analyze() on the model with these settings; the notice its warnings make."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            analysis = analyze(self._model, progress=False, control=control, **params, **self._fixed)
+            if isinstance(self._view, ModelsView):
+                analysis = self._view.analyze(self, params, control)
+            else:
+                analysis = analyze(self._model, progress=False, control=control, **params, **self._fixed)
         notice = " ".join(str(w.message) for w in caught if "covers the whole matrix" in str(w.message))
         return analysis, notice
 
@@ -681,6 +754,8 @@ class Explorer(TuneTab, anywidget.AnyWidget):
                               error=allocation[2] if allocation is not None else "")
             self._set(**values)
             self._mark_stale_sweep()
+            if isinstance(self._view, ModelsView):
+                self._view.published(self, analysis, kind)
 
     # ----- computing ahead ----------------------------------------------------------------
     def _prefetch_later(self, generation: int) -> None:

@@ -44,6 +44,13 @@
  * @property {Object} _results_for the settings the results on screen come from (window, q, windows_per_dim, stride, fit, kind, layers)
  * @property {boolean} _provisional the results on screen are a coarse stand-in for the exact ones
  * @property {boolean} _partial the results on screen cover the layers done so far
+ * @property {number | null} step Explorer(monitor): the recorded step the panels show (the step slider)
+ * @property {boolean} follow_latest Explorer(monitor): step moves to each newly recorded step
+ * @property {string} view_method the method the time view and the model comparison draw ("farms" or "esd")
+ * @property {string | null} shown_model Explorer({name: model}): the model the single-model panels show
+ * @property {string} _mode "model", "monitor" or "models"
+ * @property {Object} _timeline the time view: spec, datasets, steps (the slider's), recorded, note
+ * @property {Object} _comparison the comparison panels: specs, datasets, models, layer, kind, note
  * @property {boolean} [_static] true on the offline page (no kernel)
  * @property {Object<string, Object<string, Object[]>>} [_spectra_by_layer] offline page: every layer's spectrum rows
  */
@@ -110,6 +117,7 @@ export const SYNCED_STATE = Object.freeze([
   "spectrum_units", "spectrum_methods",
   "_running", "_sweep_running", "_tune_running", "_tune", "_allocation_note", "_limits", "_specs", "_datasets", "_table", "_notice",
   "budget_s", "_estimate", "_results_for", "_provisional", "_partial",
+  "step", "follow_latest", "view_method", "shown_model", "_mode", "_timeline", "_comparison",
 ]);
 /** State of the offline page only. */
 export const STATIC_STATE = Object.freeze(["_static", "_spectra_by_layer"]);
@@ -121,6 +129,11 @@ export const PANELS = Object.freeze(["alpha_by_layer", "alpha_vs_aspect", "spect
   "tune_epsilon"]);
 /** Tabs, in display order. */
 export const TABS = Object.freeze(["spectra", "allocation", "sweep", "tune"]);
+/** One model, a Monitor's recorded steps, or several models side by side. */
+export const EXPLORER_MODES = Object.freeze(["model", "monitor", "models"]);
+/** The time view's panel, and the comparison's panels. */
+export const TIMELINE_PANEL = "timeline";
+export const COMPARISON_PANELS = Object.freeze(["models_alpha", "models_delta", "models_spectra"]);
 /** Whose alphas an allocation can use. */
 export const ALLOCATION_SOURCES = Object.freeze(["farms", "esd"]);
 /** The spectrum's eigenvalue axis: each method's eigenvalues ÷ their mean, or as computed. */

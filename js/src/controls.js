@@ -154,7 +154,9 @@ export function createControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
     if (!pending.has("fit")) fit.value = model.get("fit");
     for (const name of Object.keys(readouts)) fields[name].readout.textContent = readouts[name]();
     const isStatic = Boolean(model.get("_static"));
-    for (const input of [window, q, perDim, stride, fit, refresh]) input.disabled = isStatic || input.disabled;
+    // Explorer(monitor): the Monitor's parameters, fixed (the time view's note says why)
+    const fixed = isStatic || model.get("_mode") === "monitor";
+    for (const input of [window, q, perDim, stride, fit, refresh]) input.disabled = fixed || input.disabled;
     element.classList.toggle("fv-static", isStatic);
     markStale();
   }

@@ -27,7 +27,8 @@ export function stepLayer(layers, current, step) {
   return layers[Math.min(layers.length - 1, Math.max(0, at + step))];
 }
 
-function segmented(name, label, options, labels, titles) {
+/** A radio group of buttons (one per option); returns { group, buttons }. */
+export function segmented(name, label, options, labels, titles) {
   const group = document.createElement("div");
   group.className = "fv-segmented";
   group.setAttribute("role", "radiogroup");

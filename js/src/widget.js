@@ -8,6 +8,8 @@ import { ChartPanel } from "./charts.js";
 import { PANELS, TABS as TAB_NAMES } from "./contract.js";
 import { createAllocationControls, createControls, createSweepControls } from "./controls.js";
 import { formatNumber } from "./format.js";
+import { createComparison } from "./models.js";
+import { createTimeline } from "./time.js";
 import { createStatus } from "./status.js";
 import { createTable } from "./table.js";
 import { createTuneTab } from "./tune.js";
@@ -77,7 +79,8 @@ function render({ model, el }) {
   // keys typed in the controls belong to them, not to JupyterLab's notebook shortcuts
   root.dataset.lmSuppressShortcuts = "true";
   const header = element("div", "fv-header");
-  const title = element("div", "fv-title", "farms_viz · standard ESD vs FARMS");
+  const mode = model.get("_mode") || "model";
+  const title = element("div", "fv-title", `farms_viz · standard ESD vs FARMS${{ monitor: " over training", models: " across models" }[mode] ?? ""}`);
   const status = createStatus(model, root);
   header.append(title, status.header);
 
@@ -133,8 +136,10 @@ function render({ model, el }) {
     allocationNote = element("div", "fv-note fv-allocation-note");
     pages.allocation = element("div", "fv-page fv-page-allocation");
     pages.allocation.append(allocation.element, allocationNote, sections.allocation);
-    pages.sweep = element("div", "fv-page fv-page-sweep");
-    pages.sweep.append(sweep.element, layerPicker.element, sections.sweep);
+    if (mode !== "monitor") { // the sweep re-reads weights: a Monitor's past weights are gone
+      pages.sweep = element("div", "fv-page fv-page-sweep");
+      pages.sweep.append(sweep.element, layerPicker.element, sections.sweep);
+    }
     tune = createTuneTab(model);
     const tuneCharts = element("div", "fv-row fv-tune-charts");
     tuneCharts.append(sections.tune_window, sections.tune_epsilon);
@@ -163,7 +168,12 @@ function render({ model, el }) {
     root.dataset.tab = name;
   }
 
-  root.append(header, controls.element, status.line, error, notice, status.banner, tabBar, ...Object.values(pages));
+  // over time or across models: their block sits above the tabs, whose panels it drives
+  const over = mode === "monitor" ? createTimeline(model, select, () => isDarkTheme())
+    : mode === "models" ? createComparison(model, select, () => isDarkTheme()) : null;
+  root.dataset.mode = mode;
+  root.append(header, controls.element, status.line, error, notice, status.banner, ...(over ? [over.element] : []), tabBar,
+    ...Object.values(pages));
   el.appendChild(root);
   showTab("spectra");
 
@@ -259,6 +269,7 @@ function render({ model, el }) {
       shownDark = isDarkTheme();
       for (const panel of Object.values(panels)) panel.specKey = null; // force a re-embed in the new theme
       drawSpecs();
+      if (over) over.retheme();
     }, 250);
   });
   observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
@@ -280,6 +291,7 @@ function render({ model, el }) {
     status.dispose();
     controls.dispose();
     for (const part of extras) part.dispose();
+    if (over) over.dispose();
     for (const panel of Object.values(panels)) panel.dispose();
   };
 }
