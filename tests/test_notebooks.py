@@ -24,6 +24,7 @@ EXPECTED = {
     "01_aspect_ratio_bias.ipynb": (1, 4),
     "02_explore_a_trained_model.ipynb": (2, 2),
     "03_tune_before_pruning.ipynb": (0, 4),
+    "04_watch_training.ipynb": (1, 5),
 }
 CHARTS_PER_EXPLORER = 3  # alpha per layer, alpha vs aspect ratio, spectrum
 WALL_TIME_LIMIT = 300.0  # seconds per notebook, on a CPU
@@ -59,18 +60,70 @@ def _problems(notebook) -> list[str]:
     return found
 
 
+PROBE = "FARMS_VIZ_PROBE "
+
+
+def _probe_cell(expression: str) -> str:
+    """Code for one more cell, run after the notebook's own: prints ``expression`` as JSON (and the
+    kernel's CPU seconds, its children's included), for the checks below."""
+    return ("import json as _json, resource as _resource\n"
+            "_cpu = sum(getattr(_resource.getrusage(who), f) for who in (_resource.RUSAGE_SELF, "
+            "_resource.RUSAGE_CHILDREN) for f in ('ru_utime', 'ru_stime'))\n"
+            f"print({PROBE!r} + _json.dumps({{'cpu_seconds': _cpu, **({expression})}}, default=float))")
+
+
+def _check_watch_training(found: dict) -> None:
+    """Notebook 04: the Monitor recorded every epoch, compare() saw training move every alpha, and both
+    learning-rate arms trained the digits MLP on every seed."""
+    epochs = found["epochs"]
+    assert found["steps"] == list(range(epochs + 1))  # the initialisation and every epoch
+    assert found["rows_per_step"] == [found["layers"] * 2] * (epochs + 1)  # every layer, both methods
+    assert len(found["delta"]) == found["layers"] * 2 and all(abs(d) > 1e-3 for d in found["delta"])
+    assert found["monitor_vs_compare"] < 1e-9  # compare() and the Monitor read the same weights alike
+    runs = found["runs"]
+    arms = {run["arm"] for run in runs}
+    assert {"fixed", "TempBalance (FARMS)"} <= arms and len(found["seeds"]) >= 3
+    assert sorted((run["arm"], run["seed"]) for run in runs) == sorted(
+        (arm, seed) for arm in arms for seed in found["seeds"])  # same seeds in every arm
+    for run in runs:
+        assert run["accuracy"] > 0.9 and 0 < run["loss"] < 0.5, run
+    by_arm = {arm: [(r["seed"], r["loss"]) for r in sorted(runs, key=lambda r: r["seed"]) if r["arm"] == arm]
+              for arm in arms}
+    assert by_arm["TempBalance (FARMS)"] != by_arm["fixed"]  # the per-layer rates changed the training
+    assert all(0.5 - 1e-9 <= r <= 1.5 + 1e-9 for r in found["rate_ratios"])  # TempBalance's 0.5x..1.5x
+
+
+# notebook -> (what its probe cell prints, the check of it)
+PROBES = {
+    "04_watch_training.ipynb": (
+        "{'epochs': EPOCHS, 'steps': monitor.steps, 'rows_per_step': history.groupby('step').size().tolist(), "
+        "'layers': history.layer.nunique(), 'delta': delta['delta'].tolist(), 'monitor_vs_compare': gap, "
+        "'runs': runs.to_dict('records'), 'seeds': SEEDS, 'rate_ratios': logs['ratio'].tolist()}",
+        _check_watch_training),
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_notebook_runs_top_to_bottom(name, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    if name in PROBES:  # one more cell, after the notebook's last (which runs whatever it shows)
+        notebook.cells.append(nbformat.v4.new_code_cell(_probe_cell(PROBES[name][0])))
     client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT, allow_errors=True,
                                      resources={"metadata": {"path": str(tmp_path)}})
     started = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - started
     print(f"{name}: {seconds:.1f} s")
+    if name in PROBES:
+        probe = notebook.cells.pop()
+        printed = "".join(o.get("text", "") for o in probe.outputs if o.output_type == "stream")
+        assert PROBE in printed, f"{name}: the probe cell printed no results: {probe.outputs}"
+        found = json.loads(printed.split(PROBE, 1)[1])
+        print(f"{name}: {found['cpu_seconds']:.1f} CPU seconds in the kernel and its children")
+        PROBES[name][1](found)
     assert not _problems(notebook), "\n".join(_problems(notebook))
     svg = sum("image/svg+xml" in output.get("data", {})
               for cell in notebook.cells for output in cell.get("outputs", []))
