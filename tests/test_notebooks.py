@@ -24,6 +24,7 @@ EXPECTED = {
     "01_aspect_ratio_bias.ipynb": (1, 4),
     "02_explore_a_trained_model.ipynb": (2, 2),
     "03_tune_before_pruning.ipynb": (0, 4),
+    "04_watch_training.ipynb": (1, 5),
 }
 CHARTS_PER_EXPLORER = 3  # alpha per layer, alpha vs aspect ratio, spectrum
 WALL_TIME_LIMIT = 300.0  # seconds per notebook, on a CPU
@@ -56,6 +57,16 @@ print(CHECK_MARK + json.dumps({
     "allocated_means": [float(np.average(rows["sparsity"], weights=rows["params"]))
                         for _, rows in allocations.groupby("method")],
 }))
+""",
+    "04_watch_training.ipynb": """
+import json, resource
+usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+print(CHECK_MARK + json.dumps({
+    "epochs": EPOCHS, "steps": monitor.steps, "rows_per_step": history.groupby("step").size().tolist(),
+    "layers": history.layer.nunique(), "delta": delta["delta"].tolist(), "monitor_vs_compare": gap,
+    "runs": runs.to_dict("records"), "seeds": SEEDS, "rate_ratios": logs["ratio"].tolist(),
+    "kernel_cpu_seconds": sum(u.ru_utime + u.ru_stime for u in usage),
+}, default=float))
 """,
 }
 
@@ -144,6 +155,31 @@ def _assert_tune_notebook(values: dict) -> None:
     assert values["model_unchanged"]  # tune and wanda left the trained model bit-for-bit as loaded
 
 
+def _assert_watch_training(found: dict) -> None:
+    """Notebook 04: the Monitor recorded every epoch, compare() saw training move every alpha, and both
+    learning-rate arms trained the digits MLP on every seed."""
+    epochs = found["epochs"]
+    assert found["steps"] == list(range(epochs + 1))  # the initialisation and every epoch
+    assert found["rows_per_step"] == [found["layers"] * 2] * (epochs + 1)  # every layer, both methods
+    assert len(found["delta"]) == found["layers"] * 2 and all(abs(d) > 1e-3 for d in found["delta"])
+    assert found["monitor_vs_compare"] < 1e-9  # compare() and the Monitor read the same weights alike
+    runs = found["runs"]
+    arms = {run["arm"] for run in runs}
+    assert {"fixed", "TempBalance (FARMS)"} <= arms and len(found["seeds"]) >= 3
+    assert sorted((run["arm"], run["seed"]) for run in runs) == sorted(
+        (arm, seed) for arm in arms for seed in found["seeds"])  # same seeds in every arm
+    for run in runs:
+        assert run["accuracy"] > 0.9 and 0 < run["loss"] < 0.5, run
+    by_arm = {arm: [(r["seed"], r["loss"]) for r in sorted(runs, key=lambda r: r["seed"]) if r["arm"] == arm]
+              for arm in arms}
+    assert by_arm["TempBalance (FARMS)"] != by_arm["fixed"]  # the per-layer rates changed the training
+    assert all(0.5 - 1e-9 <= r <= 1.5 + 1e-9 for r in found["rate_ratios"])  # TempBalance's 0.5x..1.5x
+
+
+# notebook -> the check of the values its CHECKS cell printed
+CHECKERS = {"03_tune_before_pruning.ipynb": _assert_tune_notebook, "04_watch_training.ipynb": _assert_watch_training}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_notebook_runs_top_to_bottom(name, tmp_path, request):
@@ -165,10 +201,10 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, request):
               for cell in notebook.cells for output in cell.get("outputs", []))
     assert svg >= EXPECTED[name][1]
     assert seconds < WALL_TIME_LIMIT, f"{name} took {seconds:.0f} s (limit {WALL_TIME_LIMIT:.0f} s on a CPU)"
-    if name == "03_tune_before_pruning.ipynb":
+    if name in CHECKERS:
         values = _checked_values(notebook)
         print(f"{name}: the kernel used {values['kernel_cpu_seconds']:.1f} CPU-seconds")
-        _assert_tune_notebook(values)
+        CHECKERS[name](values)
 
 
 # ---- in a real JupyterLab ----------------------------------------------------------------

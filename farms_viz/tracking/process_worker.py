@@ -14,8 +14,10 @@ analyses are finished and new slots are made.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -142,7 +144,8 @@ class ProcessAnalysis:
         parent, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child, self.params, self.nice), daemon=True,
                                          name="farms_viz-monitor")
-        self._process.start()
+        with _sigint_ignored():  # the child starts with Ctrl-C ignored: see _serve
+            self._process.start()
         child.close()
         self._connection = parent
         self._receiver = threading.Thread(target=self._receive, name="farms_viz-monitor-results", daemon=True)
@@ -306,10 +309,29 @@ class ProcessAnalysis:
                 self._process.terminate()
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while the child is started from the main thread (a started Python keeps an
+    ignored SIGINT ignored), so that Ctrl-C cannot stop it while it imports torch, before
+    :func:`_serve` ignores SIGINT itself. Elsewhere, where signals cannot be set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # --- child side -------------------------------------------------------------------------
 
 def _serve(connection: Any, params: AnalysisParams, nice: int) -> None:
     """The child's loop: receive slots and jobs, send back (slot, ok, Analysis or error)."""
+    # Jupyter's Interrupt (and Ctrl-C in a terminal) sends SIGINT to the whole process group: it is
+    # meant for the training loop, not for this worker, which would die and leave the Monitor broken.
+    # The parent stops the child by closing the pipe (or terminate()), never by SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from ..engine.cpu_threads import _make_sequential
     from .worker import analyze_here
 
