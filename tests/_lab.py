@@ -122,7 +122,8 @@ KERNEL_IDLE = {
 def open_notebook(page, lab: Lab, name: str, timeout: float = 90_000) -> None:
     """Open a notebook and wait until its kernel is idle."""
     page.goto(lab.notebook_url(name))
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout)
+    # a cell of the notebook shown (JupyterLab may reopen earlier notebooks in hidden tabs)
+    page.wait_for_selector(".jp-Notebook .jp-Cell >> visible=true", timeout=timeout)
     # JupyterLab's status bar reads "Python 3 (ipykernel) | Idle" once the kernel answers
     page.wait_for_function(KERNEL_IDLE[lab.app], timeout=timeout)
     news = page.locator(".jp-toast-button", has_text="No")  # "get notified about Jupyter news?"
