@@ -120,7 +120,12 @@ KERNEL_IDLE = {
 
 
 def open_notebook(page, lab: Lab, name: str, timeout: float = 90_000) -> None:
-    """Open a notebook and wait until its kernel is idle."""
+    """Open a notebook and wait until its kernel is idle.
+
+    The saved workspaces go first: JupyterLab would reopen the notebooks of earlier tests beside
+    this one, in hidden tabs whose cells and outputs the selectors would find first.
+    """
+    forget_workspaces(lab)
     page.goto(lab.notebook_url(name))
     # a cell of the notebook shown (JupyterLab may reopen earlier notebooks in hidden tabs)
     page.wait_for_selector(".jp-Notebook .jp-Cell >> visible=true", timeout=timeout)

@@ -46,11 +46,17 @@ function hasLayout(element) {
 
 /**
  * The spec with its plot widths set so the whole chart is `width` pixels wide.
- * `overhead`: pixels outside the plots (per view; per column for a facet). Returns
- * { spec, plots } where plots is the sum of the plot widths across one row.
+ * `overhead`: pixels outside the plots (per view; per column for a facet). `stack`: views side by
+ * side (hconcat) go one above the other instead. Returns { spec, plots, views } where plots is the
+ * sum of the plot widths across one row.
  */
-export function sizeSpec(spec, width, overhead) {
+export function sizeSpec(spec, width, overhead, stack = false) {
   const out = structuredClone(spec);
+  if (Array.isArray(out.hconcat) && stack) {
+    // too narrow for the views side by side (a narrow output area): one above the other
+    out.vconcat = out.hconcat;
+    delete out.hconcat;
+  }
   if (Array.isArray(out.hconcat)) {
     const n = out.hconcat.length;
     const spacing = (out.spacing ?? 20) * (n - 1);
@@ -102,7 +108,8 @@ export class ChartPanel {
     this.dark = false;
     this.selected = null;
     this.width = 0; // the width the current view was sized for
-    this.overhead = null;
+    // pixels outside the plots, measured per layout: views side by side, or stacked when too narrow
+    this.overheads = { side: null, stacked: null };
     this.stale = false; // the spec or rows changed while hidden: draw when shown
     this.resizeTimer = null;
     if (typeof ResizeObserver !== "undefined") {
@@ -267,16 +274,23 @@ export class ChartPanel {
     if (this.stale || Math.abs(width - this.width) > 8) this.redraw();
   }
 
-  async embed(retry = true) {
+  async embed(retries = 2) {
     // the latest rows, even if they arrived while an earlier embed was running
     const datasets = this.datasets;
     const version = this.version;
     const width = this.available();
     let full = this.spec;
     let sized = null;
+    let layout = "side";
     if (width) {
-      const overhead = this.overhead ?? (full.facet ? GUESS.facetCell : GUESS.view);
-      sized = sizeSpec(full, width, overhead);
+      if (Array.isArray(full.hconcat) && full.hconcat.length > 1) {
+        // side by side only while every view keeps its minimum plot width (measured overhead)
+        const n = full.hconcat.length;
+        const per = this.overheads.side ?? GUESS.view;
+        if (width < n * (MIN_PLOT_WIDTH + per) + (full.spacing ?? 20) * (n - 1)) layout = "stacked";
+      }
+      const overhead = this.overheads[layout] ?? (full.facet ? GUESS.facetCell : GUESS.view);
+      sized = sizeSpec(full, width, overhead, layout === "stacked");
       full = sized.spec;
     } else {
       full = structuredClone(full);
@@ -306,17 +320,19 @@ export class ChartPanel {
       const layer = item && item.datum && item.datum.layer;
       if (typeof layer === "string") this.onSelect(layer);
     });
-    if (sized && retry) {
+    if (sized && retries > 0) {
       // what the axes and legends really took (labels differ with the data): size once more if
       // the guess was off, or the chart spills over
       const svg = this.container.querySelector("svg.marks");
       const drawn = svg ? Number(svg.getAttribute("width")) : 0;
       // (axis labels that overhang the plot change with the width: measure again when off by more than 12 px)
       if (drawn > 0 && (drawn > width || drawn < width - 12)) {
-        this.overhead = Math.max(0, (drawn - sized.plots) / sized.views) + (drawn > width ? 2 : 0);
-        return this.embed(false);
+        this.overheads[layout] = Math.max(0, (drawn - sized.plots) / sized.views) + (drawn > width ? 2 : 0);
+        return this.embed(retries - 1);
       }
-      if (drawn > 0 && this.overhead === null) this.overhead = Math.max(0, (drawn - sized.plots) / sized.views);
+      if (drawn > 0 && this.overheads[layout] === null) {
+        this.overheads[layout] = Math.max(0, (drawn - sized.plots) / sized.views);
+      }
     }
     this.container.dataset.rendered = "true";
     this.markVersion(version);
