@@ -212,3 +212,16 @@ def test_png_export(analysis, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width > 800 and height > 1000
+
+
+def test_mean_alpha_over_steps_draws_the_2_6_rules_only_under_the_ks_fit():
+    from farms_viz.charts.time import mean_alpha_chart
+
+    def rules(fit: str) -> list[float]:
+        history = pd.DataFrame({"step": [0, 1, 0, 1], "layer": ["a", "a", "b", "b"], "method": ["farms"] * 4,
+                                "alpha": [2.0, 4.0, 4.0, 6.0], "fit": [fit] * 4})
+        sets = mean_alpha_chart(history).to_dict()["datasets"].values()
+        return [row["alpha"] for rows in sets for row in rows if set(row) == {"alpha"}]
+
+    assert rules("median") == [] and rules("peak") == []
+    assert rules("ks") == [2.0, 6.0]

@@ -15,7 +15,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from .style import ALPHA_RULES, METHOD_COLORS, METHOD_DOMAIN, METHOD_LABELS
+from .style import METHOD_COLORS, METHOD_DOMAIN, METHOD_LABELS, alpha_rules
 
 HISTORY_NEEDS = ("step", "layer", "method", "alpha")
 LAYER_PICK = "time_layer"
@@ -74,7 +74,8 @@ def _method_color(legend: bool = True) -> alt.Color:
 
 
 def mean_alpha_chart(history: pd.DataFrame, width: int = 560, height: int = 200) -> alt.TopLevelMixin:
-    """Mean alpha over the layers against step, one line per method, dashed rules at alpha 2 and 6.
+    """Mean alpha over the layers against step, one line per method; dashed rules at alpha 2 and 6
+    only when the history's fit is the KS fit (the reading those lines belong to).
 
     Examples
     --------
@@ -90,7 +91,9 @@ def mean_alpha_chart(history: pd.DataFrame, width: int = 560, height: int = 200)
         color=_method_color(),
         tooltip=[alt.Tooltip("method_label:N", title="method"), "step:Q",
                  alt.Tooltip("alpha:Q", title="mean alpha", format=".3f"), alt.Tooltip("layers:Q")])
-    rules = alt.Chart(pd.DataFrame({"alpha": [a for a in ALPHA_RULES if _in_range(data, a)]})).mark_rule(
+    fits = set(history["fit"].dropna()) if "fit" in history else set()
+    reference = alpha_rules(fits.pop()) if len(fits) == 1 else ()
+    rules = alt.Chart(pd.DataFrame({"alpha": [a for a in reference if _in_range(data, a)]}, dtype=float)).mark_rule(
         strokeDash=[5, 4], opacity=0.6, color="#888").encode(y="alpha:Q")
     return alt.layer(rules, line).properties(width=width, height=height, title="mean alpha per method")
 
