@@ -142,14 +142,8 @@ class AnalysisThread:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every submitted job has finished; False if ``timeout`` ran out first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while self._unfinished:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
-        return True
+            return self._changed.wait_for(lambda: not self._unfinished, timeout)
 
     def close(self) -> None:
         """Finish the queued jobs, then stop the thread (returns at once; ``join`` waits)."""

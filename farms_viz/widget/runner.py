@@ -117,14 +117,9 @@ class Runner:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until no user or queued job waits or runs; False if ``timeout`` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while self._waiting or (self._running is not None and self._running[0] != "background"):
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
-            return True
+            return self._changed.wait_for(
+                lambda: not self._waiting and (self._running is None or self._running[0] == "background"), timeout)
 
     def close(self) -> None:
         """Stop everything; the thread ends after the job that runs returns."""
