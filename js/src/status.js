@@ -4,23 +4,9 @@
 // "run anyway" button when it is above the budget; the settings the results on screen come from,
 // and a banner while they are provisional (a coarse grid) or partial (the layers done so far).
 import { formatSeconds } from "./format.js";
+import { element, button } from "./dom.js";
 
 const RESULT_PARAMS = ["window", "q", "windows_per_dim", "stride", "fit"];
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function button(name, text, title) {
-  const node = element("button", "fv-button", text);
-  node.type = "button";
-  node.name = name;
-  node.title = title;
-  return node;
-}
 
 /** "window 100, Q 1.00, k 10, median fit", as the kernel's status writes settings. */
 export function paramsText(params) {

@@ -6,6 +6,7 @@
 import { METHOD_LABELS } from "./contract.js";
 import { formatNumber } from "./format.js";
 import { checkValue, checkWindowList, DEFAULT_RULES } from "./validate.js";
+import { element, button } from "./dom.js";
 
 const PRUNER_LABELS = { magnitude: "magnitude", wanda: "Wanda", sparsegpt: "SparseGPT" };
 const APPLY_FROM = [["", "any allocation"], ["farms", METHOD_LABELS.farms], ["esd", METHOD_LABELS.esd], ["uniform", "uniform"]];
@@ -15,13 +16,6 @@ const COLUMNS = [
   ["target", "target"], ["metric", "metric"], ["sparsity", "sparsity reached"], ["seconds", "seconds"],
 ];
 
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 function field(labelText, input, hint) {
   const wrap = element("label", "fv-field");
   wrap.title = hint;
@@ -30,14 +24,6 @@ function field(labelText, input, hint) {
   error.hidden = true;
   wrap.append(element("span", "fv-label", labelText), input, error);
   return { wrap, error };
-}
-
-function button(name, text, title) {
-  const node = element("button", "fv-button", text);
-  node.type = "button";
-  node.name = name;
-  node.title = title;
-  return node;
 }
 
 /**

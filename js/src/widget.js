@@ -14,6 +14,7 @@ import { createStatus } from "./status.js";
 import { createTable } from "./table.js";
 import { createTuneTab } from "./tune.js";
 import { analysedLayers, createLayerPicker, createSpectrumOptions, stepLayer } from "./views.js";
+import { element } from "./dom.js";
 
 export const ROOT_CLASS = "farms-viz";
 const CAPTIONS = {
@@ -53,13 +54,6 @@ export function isDarkTheme(doc = document) {
   if (light === "true") return false;
   return Boolean(doc.defaultView && doc.defaultView.matchMedia &&
     doc.defaultView.matchMedia("(prefers-color-scheme: dark)").matches);
-}
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 function layerSummary(rows, layer) {
