@@ -61,9 +61,10 @@ def train(x, y, epochs: int, monitor_kwargs: dict | None) -> dict:
         t = time.perf_counter()
         monitor._worker.start(wait=True)
         startup = time.perf_counter() - t
-    step_seconds = []
+    step_seconds, epoch_seconds = [], []
     start, start_cpu = time.perf_counter(), time.thread_time()
     for epoch in range(epochs):
+        epoch_start = time.perf_counter()
         for batch in torch.randperm(len(y), generator=shuffle).split(64):
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
@@ -72,8 +73,9 @@ def train(x, y, epochs: int, monitor_kwargs: dict | None) -> dict:
             t = time.perf_counter()
             monitor.step(epoch)
             step_seconds.append(time.perf_counter() - t)
+        epoch_seconds.append(time.perf_counter() - epoch_start)
     loop, loop_cpu = time.perf_counter() - start, time.thread_time() - start_cpu
-    out = {"loop": loop, "cpu": loop_cpu, "wait": 0.0, "recorded": 0, "dropped": 0, "step": 0.0,
+    out = {"loop": loop, "epoch": statistics.median(epoch_seconds), "cpu": loop_cpu, "wait": 0.0, "recorded": 0, "dropped": 0, "step": 0.0,
            "startup": startup if monitor is not None and monitor.mode == "process" else 0.0}
     if monitor is not None:
         t = time.perf_counter()
@@ -140,7 +142,7 @@ def interference(x, y, repeats: int, epochs: int = 6) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
     parser.add_argument("--interference", action="store_true",
                         help="the worst case instead: the loop while a worker analyses without pause")
@@ -160,36 +162,45 @@ def main() -> None:
     }
     train(x, y, 2, None)  # warm up torch, sklearn and farms_viz
     train(x, y, 2, {})
-    runs: dict[str, list[dict]] = {"no monitor": [], **{name: [] for name in variants}}
-    for _ in range(args.repeats):  # interleaved: every variant sees the same machine
-        runs["no monitor"].append(train(x, y, args.epochs, None))
-        for name, kwargs in variants.items():
-            runs[name].append(train(x, y, args.epochs, kwargs))
+    # Each variant runs beside its own no-monitor run, in alternating order (ABBA over the repeats):
+    # this machine's speed drifts by up to 1.7x within seconds, so only adjacent pairs compare.
+    # "no monitor (A/A)" pairs two identical loops: its spread is the noise floor of the table.
+    runs: dict[str, list[tuple[dict, dict]]] = {"no monitor (A/A)": [], **{name: [] for name in variants}}
+    for repeat in range(args.repeats):
+        for name in runs:
+            kwargs = variants.get(name)
+            if repeat % 2 == 0:
+                base = train(x, y, args.epochs, None)
+                run = train(x, y, args.epochs, kwargs)
+            else:
+                run = train(x, y, args.epochs, kwargs)
+                base = train(x, y, args.epochs, None)
+            runs[name].append((run, base))
 
-    base = statistics.median(r["loop"] for r in runs["no monitor"])
-    base_cpu = statistics.median(r["cpu"] for r in runs["no monitor"])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    startups = [r["startup"] for results in runs.values() for r in results if r["startup"]]
+    startups = [run["startup"] for pairs in runs.values() for run, _ in pairs if run["startup"]]
+    base_loop = statistics.median(base["loop"] for pairs in runs.values() for _, base in pairs)
     print(f"child process start-up (not in the loop times): median {statistics.median(startups):.1f} s")
-    print(f"digits MLP, {args.epochs} epochs, torch threads {args.threads}, {os.cpu_count()} cores, "
-          f"load average {load:.1f}, {args.repeats} interleaved repeats (medians)")
-    print("ratio: median loop time over the no-monitor median; paired: each repeat's ratio to the no-monitor run "
-          "just before it (min-max); cpu: CPU time of the training thread itself (snapshot copies included, "
-          "waiting for cores or the GIL not)")
-    print(f"{'':44s} {'loop s':>7s} {'ratio':>6s} {'paired':>12s} {'cpu':>6s} {'step() ms':>9s} {'wait s':>7s} "
+    print(f"digits MLP, {args.epochs} epochs (no-monitor loop: median {base_loop:.2f} s), torch threads "
+          f"{args.threads}, {os.cpu_count()} cores, load average {load:.1f}, {args.repeats} repeats, each variant "
+          f"paired with a no-monitor run beside it (order alternating)")
+    print("loop: median over the repeats of the paired ratio of whole-loop times (min-max); epoch: the same for "
+          "each run's median epoch (robust to a slow burst within a run); cpu: CPU time of the training thread "
+          "itself, paired (snapshot copies included, waiting for cores not)")
+    print(f"{'':40s} {'loop':>6s} {'min-max':>11s} {'epoch':>6s} {'cpu':>6s} {'step() ms':>9s} {'wait s':>7s} "
           f"{'recorded':>9s}")
-    for name, results in runs.items():
-        loop = statistics.median(r["loop"] for r in results)
-        paired = [r["loop"] / b["loop"] for r, b in zip(results, runs["no monitor"])]
-        cpu = statistics.median(r["cpu"] for r in results) / base_cpu
-        step_ms = 1000 * statistics.median(r["step"] for r in results)
-        wait = statistics.median(r["wait"] for r in results)
-        recorded = statistics.median(r["recorded"] for r in results)
-        dropped = statistics.median(r["dropped"] for r in results)
-        seen = "" if name == "no monitor" else (f"{recorded:.0f}/{args.epochs}"
+    for name, pairs in runs.items():
+        loop = [run["loop"] / base["loop"] for run, base in pairs]
+        epoch = statistics.median(run["epoch"] / base["epoch"] for run, base in pairs)
+        cpu = statistics.median(run["cpu"] / base["cpu"] for run, base in pairs)
+        step_ms = 1000 * statistics.median(run["step"] for run, _ in pairs)
+        wait = statistics.median(run["wait"] for run, _ in pairs)
+        recorded = statistics.median(run["recorded"] for run, _ in pairs)
+        dropped = statistics.median(run["dropped"] for run, _ in pairs)
+        seen = "" if name not in variants else (f"{recorded:.0f}/{args.epochs}"
                                                  + (f" ({dropped:.0f} dropped)" if dropped else ""))
-        print(f"{name:44s} {loop:7.2f} {loop / base:6.3f} {min(paired):5.2f}-{max(paired):<6.2f} {cpu:6.3f} "
-              f"{step_ms:9.2f} {wait:7.2f} {seen:>9s}")
+        print(f"{name:40s} {statistics.median(loop):6.3f} {min(loop):5.2f}-{max(loop):<5.2f} {epoch:6.3f} "
+              f"{cpu:6.3f} {step_ms:9.2f} {wait:7.2f} {seen:>9s}")
 
 
 if __name__ == "__main__":

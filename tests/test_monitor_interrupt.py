@@ -45,3 +45,24 @@ def test_sigint_reaches_the_analysis_process_and_the_monitor_keeps_recording():
         assert monitor.steps == [0, 1] and monitor.errors.empty
         alphas = monitor.history.pivot_table(index=["layer", "method"], columns="step", values="alpha")
         assert (alphas[0] != alphas[1]).any()  # step 1 was analysed from the changed weights
+
+
+def test_a_script_without_a_main_guard_fails_fast_with_a_hint(tmp_path):
+    """The child imports the main module (spawn); a script that trains at module level makes the
+    child exit at once: starting it must say so at once, not time out after two minutes."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import torch\n"
+        "from farms_viz import Monitor\n"
+        "model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 32))\n"
+        "monitor = Monitor(model, window=16, windows_per_dim=3)\n"
+        "monitor._worker.start(wait=True, timeout=100)\n")
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=200, cwd=tmp_path)
+    assert out.returncode != 0
+    assert "if __name__ == '__main__':" in out.stderr
+    assert "RuntimeError: the Monitor's analysis process stopped" in out.stderr
+    assert time.perf_counter() - started < 60  # not the 100 s timeout

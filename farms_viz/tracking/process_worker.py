@@ -134,8 +134,11 @@ class ProcessAnalysis:
             self._check_usable()
             if self._process is None:
                 self._start()
-        if wait and not self._ready.wait(timeout):
-            raise TimeoutError(f"the analysis process was not ready after {timeout} s")
+        if wait:
+            if not self._ready.wait(timeout):
+                raise TimeoutError(f"the analysis process was not ready after {timeout} s")
+            with self._changed:
+                self._check_usable()  # it exited while starting (a script without a __main__ guard, say)
 
     def _start(self) -> None:
         import torch.multiprocessing as mp
@@ -251,8 +254,13 @@ class ProcessAnalysis:
             except (EOFError, OSError):
                 with self._changed:
                     if not (self._closed and self._in_flight is None and not self._waiting):
+                        if self._process is not None:
+                            self._process.join(1.0)
                         code = self._process.exitcode if self._process is not None else None
-                        self._fail(f"it exited unexpectedly, exit code {code}")
+                        self._fail(f"it exited unexpectedly, exit code {code}; in a script, run the training "
+                                   "under `if __name__ == '__main__':`, since the process starts by "
+                                   "importing the main module")
+                self._ready.set()  # start(wait=True) returns and reports the failure
                 return
             with self._changed:
                 assert self._in_flight is not None and self._in_flight[0] == slot
