@@ -75,7 +75,8 @@ def train(x, y, epochs: int, monitor_kwargs: dict | None) -> dict:
             step_seconds.append(time.perf_counter() - t)
         epoch_seconds.append(time.perf_counter() - epoch_start)
     loop, loop_cpu = time.perf_counter() - start, time.thread_time() - start_cpu
-    out = {"loop": loop, "epoch": statistics.median(epoch_seconds), "cpu": loop_cpu, "wait": 0.0, "recorded": 0, "dropped": 0, "step": 0.0,
+    out = {"loop": loop, "epoch": statistics.median(epoch_seconds), "cpu": loop_cpu, "wait": 0.0, "recorded": 0,
+           "dropped": 0, "step": 0.0,
            "startup": startup if monitor is not None and monitor.mode == "process" else 0.0}
     if monitor is not None:
         t = time.perf_counter()

@@ -206,3 +206,25 @@ def test_a_state_dict_is_one_model_and_a_mapping_of_models_is_several():
     with pytest.raises(ValueError, match="at least two"):
         Explorer({"only": model})
     assert np.isfinite(Explorer(model.state_dict(), window=8).wait().alphas("farms")["weight"])
+
+
+def test_the_cost_and_the_progress_of_a_comparison_count_every_model(pair):
+    """Before a run the estimate covers both models (not the shown one only), and the run's
+    progress reaches the end only once both are done."""
+    base, _, explorer = pair
+    one = Explorer(base, **PARAMS)
+    try:
+        one.wait(timeout=60)
+        _as_front_end(one, window=12)
+        _as_front_end(explorer, window=12)
+        assert explorer._estimate["windows"] == 2 * one._estimate["windows"] > 0
+        assert explorer._estimate["layers"] == 2 * one._estimate["layers"]
+    finally:
+        one.close()
+    sent = []
+    explorer.observe(lambda change: sent.append(change["new"]), names=["progress"])
+    _as_front_end(explorer, window=10)
+    explorer.wait(timeout=60)
+    running = [value for value in sent if 0 < value < 1]
+    assert sent[-1] == 1.0 and all(value <= 1.0 for value in sent)
+    assert not running or max(running) < 1.0

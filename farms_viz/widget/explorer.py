@@ -549,9 +549,15 @@ class Explorer(TuneTab, anywidget.AnyWidget):
     def _cost(self, params: dict[str, Any]) -> RunCost:
         """The estimate of analysing ``params`` now (what the cache holds counts as done)."""
         fixed = {k: v for k, v in self._fixed.items() if k in ("method", "conv_norm")}
-        return estimate_cost([(rows, cols, slices) for _, rows, cols, slices in self._layers],
+        return estimate_cost([(rows, cols, slices) for _, rows, cols, slices in self._cost_layers()],
                              AnalysisParams(**params, **fixed), farms_cached=windows_key(params) in self._computed,
                              esd_cached=self._esd_cached, fits_cached=result_key(params) in self._fitted)
+
+    def _cost_layers(self) -> list[tuple[str, int, int, int]]:
+        """The layers a run computes, in order (every model's, in a comparison)."""
+        if isinstance(self._view, ModelsView):
+            return self._view.cost_layers(self._fixed, self.shown_model or self._view.names[0])
+        return self._layers
 
     def _schedule(self, reason: str, force: bool = False) -> None:
         if isinstance(self._view, Timeline):  # a recorded step, not a run
@@ -603,12 +609,13 @@ class Explorer(TuneTab, anywidget.AnyWidget):
             return "nothing computed yet"
         return f"showing the results for {params_text(self._results_for)}"
 
-    def _analyze(self, params: dict[str, Any], control: RunControl) -> tuple[Analysis, str]:
+    def _analyze(self, params: dict[str, Any], control: RunControl,
+                 progress: RunProgress | None = None) -> tuple[Analysis, str]:
         """analyze() on the model with these settings; the notice its warnings make."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if isinstance(self._view, ModelsView):
-                analysis = self._view.analyze(self, params, control)
+                analysis = self._view.analyze(self, params, control, progress)
             else:
                 analysis = analyze(self._model, progress=False, control=control, **params, **self._fixed)
         notice = " ".join(str(w.message) for w in caught if "covers the whole matrix" in str(w.message))
@@ -635,7 +642,7 @@ class Explorer(TuneTab, anywidget.AnyWidget):
             self._prefetch_later(generation)
             return
         what = "FARMS" if self._esd_cached or self._fixed.get("method") == "farms" else "both methods"
-        progress = RunProgress(cost, [name for name, *_ in self._layers], what,
+        progress = RunProgress(cost, [name for name, *_ in self._cost_layers()], what,
                                functools.partial(self._progress, generation))
         partial = _PartialRun(AnalysisParams(**params, **{k: v for k, v in self._fixed.items()
                                                           if k in ("method", "conv_norm")}))
@@ -659,7 +666,8 @@ class Explorer(TuneTab, anywidget.AnyWidget):
                            f"provisional ({grid} windows per layer) after {time.perf_counter() - started:.2f} s; "
                            f"computing the exact result ({estimate_state(cost, None)['text']})")
             exact_started = time.perf_counter()
-            analysis, notice = self._analyze(params, RunControl(cancel, on_windows=progress.windows, on_layer=on_layer))
+            analysis, notice = self._analyze(params, RunControl(cancel, on_windows=progress.windows, on_layer=on_layer),
+                                             progress)
         except AnalysisCancelled:
             return
         except Exception as exc:  # shown in the widget: the kernel would swallow it

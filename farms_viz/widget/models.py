@@ -26,6 +26,7 @@ from ..engine.matrices import LayerMatrix, iter_layers
 from ..engine.run_control import RunControl
 from ..tracking.compare import Comparison, _sources
 from .prefetch import result_key
+from .run_status import RunProgress
 
 
 def is_models(value: Any) -> bool:
@@ -50,6 +51,7 @@ class ModelsView:
         self.names = list(self.models)
         self._comparisons: dict[tuple, Comparison] = {}
         self._shown_comparison: Comparison | None = None
+        self._cost_layers: dict[tuple, list[tuple[str, int, int, int]]] = {}
 
     def layer_shapes(self, fixed: dict[str, Any], name: str) -> list[tuple[str, int, int, int]]:
         include, exclude = fixed.get("include"), fixed.get("exclude")
@@ -78,12 +80,27 @@ class ModelsView:
         return self._shown_comparison
 
     # ----- the Explorer's hooks -----------------------------------------------------------------
-    def analyze(self, explorer: Any, params: dict[str, Any], control: RunControl) -> Analysis:
-        """Every model with ``params`` (the shown one last, with the run's progress); keep the comparison."""
+    def cost_layers(self, fixed: dict[str, Any], shown: str) -> list[tuple[str, int, int, int]]:
+        """Every model's layers in the order :meth:`analyze` computes them: the other models'
+        (labelled "model: layer") first, the shown model's last, under their own names."""
+        key = (shown, repr(sorted(fixed.items())))
+        if key not in self._cost_layers:
+            others = [(f"{name}: {layer}", rows, cols, slices) for name in self.names if name != shown
+                      for layer, rows, cols, slices in self.layer_shapes(fixed, name)]
+            self._cost_layers = {key: others + self.layer_shapes(fixed, shown)}
+        return self._cost_layers[key]
+
+    def analyze(self, explorer: Any, params: dict[str, Any], control: RunControl,
+                progress: RunProgress | None = None) -> Analysis:
+        """Every model with ``params`` (the shown one last, with the run's control); keep the comparison.
+
+        ``progress`` also counts the other models' windows and layers, under the labels of
+        :meth:`cost_layers`.
+        """
         shown = explorer.shown_model
         fixed = explorer._fixed
-        quiet = RunControl(control.cancel, background=control.background)
-        analyses = {name: analyze(self.models[name], progress=False, control=quiet, **params, **fixed)
+        analyses = {name: analyze(self.models[name], progress=False, control=_quiet(control, progress, name),
+                                  **params, **fixed)
                     for name in self.names if name != shown}
         analyses[shown] = analyze(self.models[shown], progress=False, control=control, **params, **fixed)
         ordered = {name: analyses[name] for name in self.names}
@@ -114,6 +131,15 @@ class ModelsView:
             "specs": comparison_specs(self.names, len(comparison.layers)),
             "datasets": comparison_datasets(comparison, layer), "models": list(self.names),
             "layer": layer, "kind": kind, "note": note})
+
+
+def _quiet(control: RunControl, progress: RunProgress | None, model: str) -> RunControl:
+    """The control of a model analysed before the shown one: its progress counted, nothing drawn."""
+    if progress is None:
+        return RunControl(control.cancel, background=control.background)
+    return RunControl(control.cancel, background=control.background,
+                      on_windows=lambda layer, done, total: progress.windows(f"{model}: {layer}", done, total),
+                      on_layer=lambda layer, outcome: progress.layer(f"{model}: {layer}", outcome))
 
 
 def _call(ref: weakref.ref, method: str, *args: Any) -> None:
