@@ -225,3 +225,38 @@ def test_mean_alpha_over_steps_draws_the_2_6_rules_only_under_the_ks_fit():
 
     assert rules("median") == [] and rules("peak") == []
     assert rules("ks") == [2.0, 6.0]
+
+
+def test_layer_lines_over_steps_never_take_a_method_colour():
+    """In the time views a line per layer must not read as a method: no orange, no blue."""
+    from farms_viz.charts.style import METHOD_COLORS
+    from farms_viz.charts.time import layer_alpha_over_steps_chart
+    from farms_viz.charts.timeline import timeline_chart
+
+    def layer_scales(spec) -> list[dict]:
+        found = []
+        if isinstance(spec, dict):
+            color = spec.get("encoding", {}).get("color", {})
+            if color.get("field") == "layer":
+                found.append(color.get("scale", {}))
+            for value in spec.values():
+                found += layer_scales(value)
+        elif isinstance(spec, list):
+            for value in spec:
+                found += layer_scales(value)
+        return found
+
+    history = pd.DataFrame({"step": [0, 1] * 30, "layer": [f"l{i // 2}" for i in range(60)],
+                            "method": ["farms"] * 60, "alpha": np.linspace(2, 6, 60)})
+    for chart in (layer_alpha_over_steps_chart(history), timeline_chart(30)):
+        scales = layer_scales(chart.to_dict())
+        assert scales, "no layer colour scale found"
+        for scale in scales:
+            assert "scheme" not in scale and len(scale["range"]) >= 12
+            assert not {c.lower() for c in scale["range"]} & {c.lower() for c in METHOD_COLORS}
+            for colour in scale["range"]:  # no hue near the methods' orange (~25 deg) or blue (~215 deg)
+                r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+                import colorsys
+                hue, _, saturation = colorsys.rgb_to_hls(r, g, b)
+                if saturation > 0.25:
+                    assert not (15 <= hue * 360 <= 40 or 195 <= hue * 360 <= 235), colour

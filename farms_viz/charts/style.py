@@ -25,6 +25,9 @@ METHOD_DASHES = [[6, 3], [1, 0]]  # standard ESD dashed, FARMS solid
 # Colours of categories that are not methods (roles, settings, kinds of noise): no orange, no blue. Beyond
 # three, deuteranopia leaves them close: pair them with shapes or dashes.
 OTHER_COLORS = ["#4D9A57", "#7A4FA0", "#8A8A8A", "#C0508A", "#1B7F7A"]
+# Lines of many layers in one panel (alpha over steps): the same rule, more hues (they repeat beyond
+# twelve layers: the legend, the tooltip and picking a layer tell them apart).
+LAYER_COLORS = [*OTHER_COLORS, "#A8403C", "#8B7B2C", "#6E7F2E", "#9C6BB5", "#2E6B4F", "#B5647A", "#5C5C5C"]
 # Reference lines of the alpha charts under the KS fit only: WeightWatcher's reading of the KS-fit
 # alpha (below 2 over-trained, above 6 under-trained). They mean nothing for the median or peak fit.
 ALPHA_RULES = (2.0, 6.0)

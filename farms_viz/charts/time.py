@@ -15,7 +15,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from .style import METHOD_COLORS, METHOD_DOMAIN, METHOD_LABELS, alpha_rules
+from .style import LAYER_COLORS, METHOD_COLORS, METHOD_DOMAIN, METHOD_LABELS, alpha_rules
 
 HISTORY_NEEDS = ("step", "layer", "method", "alpha")
 LAYER_PICK = "time_layer"
@@ -120,7 +120,7 @@ def layer_alpha_over_steps_chart(history: pd.DataFrame, width: int = 270, height
     layers = list(pd.unique(data.sort_values("order")["layer"]))
     pick = alt.selection_point(fields=["layer"], bind="legend", name=LAYER_PICK, on="click", clear="dblclick")
     color = alt.Color("layer:N", sort=layers, title="layer (click to pick)",
-                      scale=alt.Scale(scheme="category20" if len(layers) > 10 else "tableau10"),
+                      scale=alt.Scale(range=LAYER_COLORS),
                       legend=alt.Legend(orient="right", symbolLimit=60, labelLimit=220))
     tooltip = [alt.Tooltip("layer:N"), alt.Tooltip("method_label:N", title="method"), "step:Q",
                alt.Tooltip("alpha:Q", format=".3f")] + ([alt.Tooltip("model:N")] if "model" in data else [])

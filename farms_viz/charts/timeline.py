@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd
 
 from .datasets import SELECTED, is_selected, records
-from .style import METHOD_COLORS, METHOD_DOMAIN
+from .style import LAYER_COLORS, METHOD_COLORS, METHOD_DOMAIN
 from .time import layer_history_frame, mean_alpha_frame
 
 CURRENT_STEP = "current_step"
@@ -77,7 +77,7 @@ def timeline_chart(layer_count: int, width: int = 560) -> alt.VConcatChart:
     legend = alt.Legend(orient="right", symbolLimit=LEGEND_MAX_LAYERS, labelLimit=200) \
         if layer_count <= LEGEND_MAX_LAYERS else None
     color = alt.Color("layer:N", sort=alt.EncodingSortField("order"), title="layer", legend=legend,
-                      scale=alt.Scale(scheme="category20" if layer_count > 10 else "tableau10"))
+                      scale=alt.Scale(range=LAYER_COLORS))
     y = alt.Y("alpha:Q", title="alpha", scale=alt.Scale(zero=False, padding=10))
     layer_tooltip = [alt.Tooltip("layer:N"), alt.Tooltip("method_label:N", title="method"), alt.Tooltip("step:Q"),
                      alt.Tooltip("alpha:Q", format=".3f")]
