@@ -228,3 +228,21 @@ def test_the_cost_and_the_progress_of_a_comparison_count_every_model(pair):
     running = [value for value in sent if 0 < value < 1]
     assert sent[-1] == 1.0 and all(value <= 1.0 for value in sent)
     assert not running or max(running) < 1.0
+
+
+def test_save_html_over_a_monitor_writes_the_time_view_and_never_follows_a_link(trained, tmp_path):
+    _, monitor, explorer = trained
+    page = explorer.save_html(tmp_path / "run.html").read_text(encoding="utf-8")
+    assert "alpha over training" in page and "<script" in page
+    steps = sorted(set(monitor.history["step"]))
+    assert f'"step":{steps[-1]}' in page.replace(" ", "")
+    panels = explorer.save_html(tmp_path / "panels.html", view="panels").read_text(encoding="utf-8")
+    assert "farms_viz report" in panels
+    with pytest.raises(ValueError, match="'panels' or 'time'"):
+        explorer.save_html(tmp_path / "x.html", view="spectra")
+    target = tmp_path / "keep.txt"
+    target.write_text("mine")
+    (tmp_path / "link.html").symlink_to(target)
+    with pytest.raises(Exception, match="link"):
+        explorer.save_html(tmp_path / "link.html")
+    assert target.read_text() == "mine"

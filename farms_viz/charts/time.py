@@ -192,7 +192,11 @@ def time_view_html(history: pd.DataFrame, title: str = "farms_viz: alpha over tr
 
 def save_time_view(history: pd.DataFrame, path: str | os.PathLike, title: str = "farms_viz: alpha over training",
                    subtitle: str | None = None) -> Path:
-    """Write :func:`time_view_html` to ``path`` (UTF-8); returns the path."""
-    path = Path(path)
-    path.write_text(time_view_html(history, title, subtitle), encoding="utf-8")
-    return path
+    """Write :func:`time_view_html` to ``path`` (UTF-8, atomically; never onto a device, folder
+    or link); returns the path."""
+    from ..safe_output import check_target, write_atomically
+
+    target = check_target(path)
+    page = time_view_html(history, title, subtitle).encode("utf-8")
+    write_atomically({target: lambda f: f.write(page)})
+    return target

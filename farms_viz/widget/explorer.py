@@ -438,8 +438,28 @@ class Explorer(TuneTab, anywidget.AnyWidget):
         self.wait()
         return self._sweep_frame
 
-    def save_html(self, path: str | Path) -> Path:
-        """Write the current view as one self-contained offline HTML file."""
+    def save_html(self, path: str | Path, view: str | None = None) -> Path:
+        """Write a view as one self-contained offline HTML file (never onto a device, folder or link).
+
+        ``view``: "panels" writes the panels on screen (alpha per layer, alpha against aspect
+        ratio, the spectrum, the table); "time", for an ``Explorer(monitor)``, writes alpha over
+        every recorded step (the page ``farms-viz report`` makes for several checkpoints). The
+        default is "time" over a Monitor, else "panels".
+        """
+        if view is None:
+            view = "time" if isinstance(self._view, Timeline) else "panels"
+        if view == "time":
+            if not isinstance(self._view, Timeline):
+                raise ValueError("view='time' needs an Explorer over a Monitor, Explorer(monitor); "
+                                 "use view='panels' here")
+            from ..charts.time import save_time_view
+
+            history = self._view.monitor.history
+            if history.empty:
+                raise RuntimeError("the Monitor has recorded no step yet: call monitor.step() first")
+            return save_time_view(history, path)
+        if view != "panels":
+            raise ValueError(f"view must be 'panels' or 'time'; got {view!r}")
         return export.save_html(self._require_analysis(), path, selected_layer=self.selected_layer,
                                 spectrum_units=self.spectrum_units, spectrum_methods=self.spectrum_methods)
 
