@@ -5,7 +5,7 @@ import globals from "globals";
 export default [
   js.configs.recommended,
   {
-    files: ["src/**/*.js", "test/**/*.mjs", "*.mjs"],
+    files: ["src/**/*.js", "test/**/*.mjs", "test-support/**/*.mjs", "*.mjs"],
     languageOptions: {
       ecmaVersion: 2022,
       sourceType: "module",

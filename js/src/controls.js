@@ -1,5 +1,6 @@
 // @ts-check
 import { ALLOCATION_SOURCES, METHOD_LABELS } from "./contract.js";
+import { button } from "./dom.js";
 import { staleSettings } from "./status.js";
 import { checkValue, checkWindowList, DEFAULT_RULES } from "./validate.js";
 
@@ -207,15 +208,6 @@ function createSender(model, debounceMs) {
   };
 }
 
-function button(text, title) {
-  const node = document.createElement("button");
-  node.type = "button";
-  node.className = "fv-button";
-  node.textContent = text;
-  if (title) node.title = title;
-  return node;
-}
-
 /**
  * The allocation controls: target sparsity, epsilon, block grouping, whose alphas, and
  * saving the ratios as JSON on the kernel's side. Returns { element, inputs, sync(), dispose() }.
@@ -242,8 +234,8 @@ export function createAllocationControls(model, { debounceMs = DEBOUNCE_MS } = {
   path.name = "allocation_path";
   path.className = "fv-path";
   path.spellcheck = false;
-  const save = button("save JSON", "write the ratios (layer name -> sparsity) as JSON, on the kernel's side");
-  save.name = "save_allocation";
+  const save = button("save_allocation", "save JSON",
+    "write the ratios (layer name -> sparsity) as JSON, on the kernel's side");
 
   const fields = {
     target: field("target sparsity S", target, "parameter-weighted mean sparsity of the analysed layers"),
@@ -305,8 +297,8 @@ export function createSweepControls(model, { debounceMs = DEBOUNCE_MS } = {}) {
   windows.name = "sweep_windows";
   windows.className = "fv-path";
   windows.spellcheck = false;
-  const run = button("run sweep", "fit FARMS at every window size (a few analyses: runs in the background)");
-  run.name = "run_sweep";
+  const run = button("run_sweep", "run sweep",
+    "fit FARMS at every window size (a few analyses: runs in the background)");
   const windowsField = field("window sizes m", windows, "comma-separated; the current q, k and fit are used");
   const warning = document.createElement("span");
   warning.className = "fv-field-warning";

@@ -2,31 +2,12 @@
 // method and model pickers set the traits the kernel reads.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { JSDOM } from "jsdom";
+import { BUNDLE, fakeModel, openPage } from "../test-support/page.mjs";
 
-const dom = new JSDOM("<!doctype html><body data-jp-theme-light='true'></body>", { pretendToBeVisual: true });
-for (const name of ["window", "document", "MutationObserver", "HTMLElement", "Node", "Option", "Event", "getComputedStyle"]) {
-  globalThis[name] = name === "window" ? dom.window : dom.window[name];
-}
-const { default: widget } = await import(new URL("../../farms_viz/widget/static/widget.js", import.meta.url));
+const dom = openPage();
+const { default: widget } = await import(BUNDLE);
 const { stepIndex } = await import(new URL("../src/time.js", import.meta.url));
 
-function fakeModel(state) {
-  const listeners = new Map();
-  const model = {
-    saves: 0,
-    get: (name) => state[name],
-    set(name, value) {
-      state[name] = value;
-      for (const f of listeners.get(`change:${name}`) || []) f();
-    },
-    on(event, f) { listeners.set(event, [...(listeners.get(event) || []), f]); },
-    off(event, f) { listeners.set(event, (listeners.get(event) || []).filter((g) => g !== f)); },
-    save_changes() { model.saves += 1; },
-    send() {},
-  };
-  return model;
-}
 
 function mount(extra) {
   const state = {

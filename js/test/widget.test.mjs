@@ -3,35 +3,11 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { JSDOM } from "jsdom";
+import { BUNDLE, fakeModel, openPage } from "../test-support/page.mjs";
 
-const dom = new JSDOM("<!doctype html><body data-jp-theme-light='true'></body>", { pretendToBeVisual: true });
-for (const name of ["window", "document", "MutationObserver", "HTMLElement", "Node", "Option", "Event", "getComputedStyle"]) {
-  globalThis[name] = name === "window" ? dom.window : dom.window[name];
-}
-const { default: widget, staticModel } = await import(new URL("../../farms_viz/widget/static/widget.js", import.meta.url));
+const dom = openPage();
+const { default: widget, staticModel } = await import(BUNDLE);
 
-function fakeModel(state) {
-  const listeners = new Map();
-  const model = {
-    saved: [], sent: [],
-    get: (name) => state[name],
-    set(name, value) {
-      state[name] = value;
-      for (const f of listeners.get(`change:${name}`) || []) f();
-    },
-    on(event, f) { listeners.set(event, [...(listeners.get(event) || []), f]); },
-    off(event, f) { listeners.set(event, (listeners.get(event) || []).filter((g) => g !== f)); },
-    save_changes() {
-      model.saved.push({ window: state.window, fit: state.fit });
-      model.savedState.push({ ...state });
-    },
-    savedState: [],
-    send(message) { model.sent.push(message); },
-    listenerCount: () => [...listeners.values()].reduce((n, fs) => n + fs.length, 0),
-  };
-  return model;
-}
 
 const TABLE = [
   { layer: "a", kind: "linear", shape: "64 x 64", aspect_ratio: 1, alpha_esd: 2.1, alpha_farms: 2.2, alpha_delta: 0.1, window: "32 x 32", num_windows: 9, coverage: 1, covers_whole_matrix: false, skipped_reason: "" },
