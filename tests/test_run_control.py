@@ -98,3 +98,36 @@ def test_finished_runs_correct_later_estimates(monkeypatch):
     cost_module.record_run(estimate, 4 * estimate.seconds)  # the machine was 4x slower than measured
     again = cost_module.estimate_cost([(512, 512, 1)], AnalysisParams(window=64, stride=8))
     assert again.seconds == pytest.approx(2 * estimate.seconds, rel=1e-9)  # halfway, in log
+
+
+@pytest.mark.parametrize("layer", [nn.Linear(200, 120), nn.Conv2d(8, 16, 3)], ids=["linear", "conv"])
+def test_a_subgrid_run_then_the_full_run_equals_the_full_run_alone_and_computes_each_window_once(layer):
+    """The provisional stand-in (RunControl(subgrid=True)) computes a 3 x 3 sub-grid of each
+    layer's windows; the full run then computes only the others, and its eigenvalues and fit are
+    the same, bit for bit, as those of a full run with nothing cached."""
+    import numpy as np
+
+    from farms_viz.engine.cache import SPECTRA
+
+    params = dict(window=40, windows_per_dim=7, method="farms", progress=False)
+    SPECTRA.clear()
+    alone = farms_viz.analyze(layer, **params)
+    SPECTRA.clear()
+    done: list[tuple[str, int, int]] = []
+    provisional = farms_viz.analyze(layer, control=RunControl(subgrid=True, on_windows=lambda *a: done.append(a)),
+                                    **params)
+    for name, spectrum in provisional.spectra.items():
+        sub = spectrum.grid
+        full = alone.spectra[name].grid
+        assert len(sub.row_starts) <= 3 and len(sub.col_starts) <= 3 and sub.num_windows < full.num_windows
+        assert set(sub.row_starts) <= set(full.row_starts) and set(sub.col_starts) <= set(full.col_starts)
+    reported: list[tuple[str, int, int]] = []
+    exact = farms_viz.analyze(layer, control=RunControl(on_windows=lambda *a: reported.append(a)), **params)
+    for name, spectrum in alone.spectra.items():
+        again = exact.spectra[name]
+        assert np.array_equal(again.window_eigenvalues, spectrum.window_eigenvalues)
+        assert again.fit.alpha == spectrum.fit.alpha and again.grid == spectrum.grid
+    # progress: the windows already known count first, then every batch up to the whole grid
+    first, last = reported[0], reported[-1]
+    whole = alone.spectra[last[0], "farms"]
+    assert first[1] == done[-1][1] < first[2] and last[1] == last[2] == whole.grid.num_windows * whole.num_slices

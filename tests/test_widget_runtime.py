@@ -141,12 +141,27 @@ def test_a_provisional_result_is_marked_and_replaced_by_the_exact_one(monkeypatc
     explorer = Explorer(_model(6, 192), window=32, windows_per_dim=8, prefetch=False)
     explorer.wait()
     marks = []
-    explorer.observe(lambda change: marks.append((explorer._results_for.get("windows_per_dim"), change["new"])),
-                     names=["_provisional"])
+
+    def windows_on_screen() -> set[int]:
+        return {s.grid.num_windows for s in explorer._shown.analysis.spectra.values() if s.grid is not None}
+
+    explorer.observe(lambda change: marks.append((windows_on_screen(), change["new"])), names=["_provisional"])
+    computed: list[int] = []
+    real_windows = engine.farms_window_eigenvalues
+
+    def counted(slices, grid, *args, **kwargs):
+        out = real_windows(slices, grid, *args, **kwargs)
+        known = kwargs.get("known") if "known" in kwargs else (args[2] if len(args) > 2 else None)
+        computed.append(out.shape[0] - (0 if known is None else known[1].shape[0]))
+        return out
+
+    monkeypatch.setattr(engine, "farms_window_eigenvalues", counted)
     explorer.window = 24
     assert explorer.wait().params.window == 24
-    assert marks == [(3, True), (8, False)]  # the 3 x 3 grid first, marked; then the exact 8 x 8
+    assert marks == [({9}, True), ({64}, False)]  # a 3 x 3 sub-grid first, marked; then the exact 8 x 8
     assert explorer._results_for["kind"] == "exact" and not explorer._provisional
+    # the exact run computed only the windows the provisional one had not: 64 per layer in all
+    assert sum(computed) == 64 * len(explorer.analysis.layers)
     # stopped while the exact one computes: the provisional result gives way to the last exact one
     explorer.set_state({"window": 16, "stride": 1})
     _wait_until(lambda: explorer._provisional)

@@ -40,7 +40,7 @@ from .progress import ProgressCallback, progress_reporter
 from .run_control import RunControl
 from .sampling import sampling_notes
 from .spectra import CHUNK_BYTES, esd_eigenvalues, farms_window_eigenvalues, pooled
-from .windows import WindowGrid, check_pooled_size, pooled_eigenvalue_count, window_grid
+from .windows import WindowGrid, check_pooled_size, pooled_eigenvalue_count, spread_subgrid, window_grid
 
 log = logging.getLogger(__name__)
 
@@ -237,10 +237,20 @@ def analyze_matrix(matrix: LayerMatrix, slices: torch.Tensor, params: AnalysisPa
                                  metrics=spectral_metrics(eig, fit), **common))
     if params.wants_farms:
         grid = _grid_for(matrix, params)
+        sub = spread_subgrid(grid)
+        if control is not None and control.subgrid and sub is not None:
+            grid, sub = sub, None  # a provisional stand-in: the coarse sub-grid's windows only
         key = ("farms", weight_key, scale, grid)
         on_batch = None if control is None else _batch_reporter(control, matrix.name,
                                                                 grid.num_windows * matrix.num_slices)
-        windows = cached(key, lambda: _finite(farms_window_eigenvalues(slices, grid, scale, on_batch)))
+
+        def window_eigenvalues() -> np.ndarray:
+            # the sub-grid's windows, if a provisional run computed them, are not computed again
+            values = None if sub is None or weight_key is None else SPECTRA.peek(("farms", weight_key, scale, sub))
+            known = None if sub is None or values is None else (sub, values)
+            return _finite(farms_window_eigenvalues(slices, grid, scale, on_batch, known))
+
+        windows = cached(key, window_eigenvalues)
         eig = cached(("pooled",) + key, lambda: pooled(windows))
         fit = _fit(key, eig, params.fit) if weight_key is not None else fit_power_law(eig, params.fit)
         out.append(LayerSpectrum(method="farms", eigenvalues=eig, fit=fit, grid=grid,

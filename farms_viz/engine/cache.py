@@ -113,6 +113,15 @@ class SpectrumCache:
                 self._bytes -= dropped
         return value
 
+    def peek(self, key: Hashable) -> Any:
+        """The cached value of ``key`` or None (counted neither as a hit nor as a miss)."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

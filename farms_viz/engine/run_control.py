@@ -41,6 +41,9 @@ class RunControl:
         to stop the run.
     on_layer : ``f(layer, outcome)``: a layer's list of spectra (or its ``SkippedLayer``) as soon
         as it and every layer before it are done; called from the thread running ``analyze``.
+    subgrid : compute each layer's FARMS windows on a coarse sub-grid only (three of the grid's
+        positions along each axis, :func:`~farms_viz.engine.windows.spread_subgrid`): a quick
+        provisional stand-in whose windows a later full run with the same settings reuses.
     background : compute on the process's one low-priority thread
         (:func:`~farms_viz.engine.cpu_threads.background_pool`) instead of the compute pool: for
         work that may wait, such as precomputing the values a slider may take next.
@@ -58,8 +61,9 @@ class RunControl:
     """
 
     def __init__(self, cancel: CancelFlag | None = None, *, on_windows: WindowProgress | None = None,
-                 on_layer: LayerResult | None = None, background: bool = False) -> None:
+                 on_layer: LayerResult | None = None, background: bool = False, subgrid: bool = False) -> None:
         self.cancel: CancelFlag = cancel if cancel is not None else threading.Event()
+        self.subgrid = subgrid
         self.on_windows = on_windows
         self.on_layer = on_layer
         self.background = background

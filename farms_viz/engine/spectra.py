@@ -121,12 +121,16 @@ def window_batch(slices: torch.Tensor, grid: WindowGrid, dtype: torch.dtype | No
 
 
 def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: float = 1.0,
-                             on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+                             on_batch: Callable[[int], None] | None = None,
+                             known: tuple[WindowGrid, np.ndarray] | None = None) -> np.ndarray:
     """Eigenvalues of every FARMS window: a (num_slices * num_windows, min(m, w)) array.
 
-    Each row is one window's ESD (ascending); pooling them gives the FARMS ESD. Windows go
-    through in batches bounded in bytes and in work; ``on_batch(windows)`` is called after each
-    batch with its window count (it may raise to stop the computation there).
+    Each row is one window's ESD (ascending), slice by slice, window rows then columns; pooling
+    them gives the FARMS ESD. Windows go through in batches bounded in bytes and in work;
+    ``on_batch(windows)`` is called after each batch with its window count (it may raise to stop
+    the computation there). ``known``: a sub-grid of ``grid`` (:func:`~farms_viz.engine.windows.
+    spread_subgrid`) and its windows' eigenvalues from this function, with the same ``scale``:
+    only the other windows are computed, and the result is the same as without it.
     """
     dtype = COMPUTE_DTYPE
     m, w = grid.window_rows, grid.window_cols
@@ -134,22 +138,40 @@ def farms_window_eigenvalues(slices: torch.Tensor, grid: WindowGrid, scale: floa
     # batches of at most CHUNK_BYTES of float64 windows and BATCH_WORK of arithmetic: whole rows
     # of windows when they fit, else parts of one row (a stride-1 grid's row alone can exceed it)
     windows_per_chunk = max(1, min(CHUNK_BYTES // (m * w * 8), BATCH_WORK // (m * w * n + n**3 + WINDOW_WORK)))
-    rows_per_chunk = max(1, windows_per_chunk // len(grid.col_starts))
-    cols_per_chunk = min(len(grid.col_starts), windows_per_chunk)
-    out = []
-    for matrix in slices:
-        for r0 in range(0, len(grid.row_starts), rows_per_chunk):
-            row_starts = grid.row_starts[r0:r0 + rows_per_chunk]
-            for c0 in range(0, len(grid.col_starts), cols_per_chunk):
-                col_starts = grid.col_starts[c0:c0 + cols_per_chunk]
-                block = _windows_of_rows(matrix, grid, row_starts, dtype, col_starts)
-                out.append(gram_eigenvalues(block))
-                if on_batch is not None:
-                    on_batch(block.shape[0])
-    eig = torch.cat(out, dim=0)
-    if scale != 1.0:
-        eig = eig * scale
-    return eig.cpu().numpy()
+    rows, cols = len(grid.row_starts), len(grid.col_starts)
+    out = torch.empty(slices.shape[0], rows, cols, n, dtype=dtype, device=slices.device)
+    parts: list[tuple[list[int], list[int]]] = [(list(range(rows)), list(range(cols)))]
+    if known is not None:
+        sub, values = known
+        known_rows = [grid.row_starts.index(r) for r in sub.row_starts]
+        known_cols = [grid.col_starts.index(c) for c in sub.col_starts]
+        given = torch.from_numpy(values).to(device=slices.device, dtype=dtype)
+        out[:, torch.tensor(known_rows)[:, None], torch.tensor(known_cols)[None, :]] = given.reshape(
+            slices.shape[0], len(known_rows), len(known_cols), n)
+        parts = [([a for a in range(rows) if a not in known_rows], list(range(cols))),
+                 (known_rows, [b for b in range(cols) if b not in known_cols])]
+        if on_batch is not None:
+            on_batch(values.shape[0])
+    for index, matrix in enumerate(slices):
+        for part_rows, part_cols in parts:
+            if not part_rows or not part_cols:
+                continue
+            rows_per_chunk = max(1, windows_per_chunk // len(part_cols))
+            cols_per_chunk = min(len(part_cols), windows_per_chunk)
+            for r0 in range(0, len(part_rows), rows_per_chunk):
+                chunk_rows = part_rows[r0:r0 + rows_per_chunk]
+                for c0 in range(0, len(part_cols), cols_per_chunk):
+                    chunk_cols = part_cols[c0:c0 + cols_per_chunk]
+                    block = _windows_of_rows(matrix, grid, tuple(grid.row_starts[a] for a in chunk_rows), dtype,
+                                             tuple(grid.col_starts[b] for b in chunk_cols))
+                    eig = gram_eigenvalues(block)
+                    if scale != 1.0:
+                        eig = eig * scale
+                    out[index, torch.tensor(chunk_rows)[:, None], torch.tensor(chunk_cols)[None, :]] = eig.reshape(
+                        len(chunk_rows), len(chunk_cols), n)
+                    if on_batch is not None:
+                        on_batch(block.shape[0])
+    return out.reshape(-1, n).cpu().numpy()
 
 
 def pooled(window_eigenvalues: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -101,6 +102,38 @@ def window_grid(rows: int, cols: int, window: int, q: float, windows_per_dim: in
         row_starts = _starts(rows, m, row_step, k)
         col_starts = _starts(cols, w, col_step, k)
     return WindowGrid(rows, cols, m, w, row_starts, col_starts, clamped)
+
+
+# Positions along each axis of the coarse sub-grid a provisional result is computed on.
+SUBGRID_PER_DIM = 3
+
+
+def spread_subgrid(grid: WindowGrid, per_dim: int = SUBGRID_PER_DIM) -> WindowGrid | None:
+    """A coarse sub-grid of ``grid``: ``per_dim`` of its row starts and of its column starts,
+    spread from the first to the last (None when the grid has no more than that on either axis).
+
+    Its windows are some of the grid's own, so a full run can reuse their eigenvalues.
+
+    Examples
+    --------
+    >>> g = window_grid(384, 384, 100, 1.0, 10)
+    >>> sub = spread_subgrid(g)
+    >>> sub.row_starts, sub.num_windows, set(sub.col_starts) <= set(g.col_starts)
+    ((0, 124, 279), 9, True)
+    >>> spread_subgrid(window_grid(384, 384, 100, 1.0, 3)) is None
+    True
+    """
+    rows, cols = _spread(grid.row_starts, per_dim), _spread(grid.col_starts, per_dim)
+    if len(rows) == len(grid.row_starts) and len(cols) == len(grid.col_starts):
+        return None
+    return dataclasses.replace(grid, row_starts=rows, col_starts=cols)
+
+
+def _spread(starts: tuple[int, ...], count: int) -> tuple[int, ...]:
+    if len(starts) <= count:
+        return starts
+    picks = sorted({round(i * (len(starts) - 1) / (count - 1)) for i in range(count)})
+    return tuple(starts[i] for i in picks)
 
 
 def window_index(starts: tuple[int, ...], length: int) -> np.ndarray:

@@ -10,8 +10,9 @@ Before a run the Explorer estimates its windows and seconds (:mod:`farms_viz.eng
 run estimated above ``budget_s`` waits for ``run_anyway()``. ``stop()`` ends a run within a
 fraction of a second and leaves the last complete results on screen. While idle it computes the
 values one slider step away on a low-priority thread (:mod:`.prefetch`), so a step answers at
-once; a change that is not ready shows a provisional result on a coarse grid first, then the
-exact one. A first analysis that takes long shows its layers as they complete.
+once; a change that is not ready shows a provisional result on a coarse sub-grid of the
+windows first, then the exact one (which reuses those windows). A first analysis that takes
+long shows its layers as they complete.
 
 The allocation panel (target sparsity, epsilon, grouping) is recomputed on the kernel's
 main thread from the current analysis: no re-analysis, a few milliseconds. The sweep panel
@@ -50,12 +51,13 @@ from ..engine.matrices import LayerMatrix, SkippedLayer, iter_layers
 from ..engine.params import DEFAULT_FIT, DEFAULT_Q, DEFAULT_WINDOW, DEFAULT_WINDOWS_PER_DIM, AnalysisParams
 from ..engine.run_control import AnalysisCancelled, RunControl
 from ..engine.sweep import sweep
+from ..engine.windows import SUBGRID_PER_DIM
 from ..tracking.compare import Comparison
 from ..tracking.monitor import Monitor
 from . import export, lifetime
 from .contract import ALLOCATION_SOURCES, EXPLORER_MODES, MESSAGES, SPECTRUM_METHODS, SPECTRUM_UNITS, slider_limits
 from .models import ModelsView, is_models
-from .prefetch import COARSE_WINDOWS_PER_DIM, ResultStore, coarse, neighbours, result_key, windows_key
+from .prefetch import ResultStore, neighbours, result_key, windows_key
 from .run_status import RunProgress, estimate_state, format_seconds, params_text
 from .runner import Runner
 from .state import (
@@ -108,8 +110,9 @@ class Explorer(TuneTab, anywidget.AnyWidget):
         any time. The first analysis and ``refresh()`` run whatever their estimate (``stop()`` ends them).
     prefetch : while idle, compute the values one slider step away (window, Q, k) on a
         low-priority thread, so that a step answers at once.
-    provisional : a change whose result is not ready shows a coarse one first (a 3 x 3 grid of
-        windows per layer, marked provisional), then the exact one.
+    provisional : a change whose result is not ready shows a coarse one first (a 3 x 3 sub-grid of
+        each layer's windows, marked provisional), then the exact one, which computes only the
+        other windows.
     evaluate : ``evaluate(pruned_model) -> float`` (e.g. the perplexity on held-out text): enables
         the Tune tab, which runs :func:`farms_viz.tune` in the background (``run_tune()``). The
         charts name the metric after the function.
@@ -676,15 +679,16 @@ class Explorer(TuneTab, anywidget.AnyWidget):
                            f"{format_seconds(time.perf_counter() - started)}; computing the rest")
 
         try:
-            stand_in = coarse(params) if self._provisional_enabled and self._exact is not None else None
-            if stand_in is not None and cost.seconds >= PROVISIONAL_MIN_S:
-                analysis, notice = self._analyze(stand_in, RunControl(cancel))
-                with self._lock:
-                    self._learned(stand_in)
-                grid = f"{COARSE_WINDOWS_PER_DIM} x {COARSE_WINDOWS_PER_DIM}"
+            coarser = params["stride"] is not None or int(params["windows_per_dim"]) > SUBGRID_PER_DIM
+            if (self._provisional_enabled and self._exact is not None and coarser
+                    and cost.seconds >= PROVISIONAL_MIN_S):
+                # the exact run's own windows, a coarse sub-grid of them first: nothing is computed twice
+                analysis, notice = self._analyze(params, RunControl(cancel, subgrid=True))
+                grid = f"{SUBGRID_PER_DIM} x {SUBGRID_PER_DIM}"
                 self._show(generation, _prepare(analysis, self.selected_layer, notice), "provisional",
-                           f"provisional ({grid} windows per layer) after {time.perf_counter() - started:.2f} s; "
-                           f"computing the exact result ({estimate_state(cost, None)['text']})")
+                           f"provisional ({grid} of each layer's windows) after "
+                           f"{time.perf_counter() - started:.2f} s; computing the others "
+                           f"({estimate_state(cost, None)['text']})")
             exact_started = time.perf_counter()
             analysis, notice = self._analyze(params, RunControl(cancel, on_windows=progress.windows, on_layer=on_layer),
                                              progress)

@@ -136,8 +136,8 @@ class ModelsView:
 def _quiet(control: RunControl, progress: RunProgress | None, model: str) -> RunControl:
     """The control of a model analysed before the shown one: its progress counted, nothing drawn."""
     if progress is None:
-        return RunControl(control.cancel, background=control.background)
-    return RunControl(control.cancel, background=control.background,
+        return RunControl(control.cancel, background=control.background, subgrid=control.subgrid)
+    return RunControl(control.cancel, background=control.background, subgrid=control.subgrid,
                       on_windows=lambda layer, done, total: progress.windows(f"{model}: {layer}", done, total),
                       on_layer=lambda layer, outcome: progress.layer(f"{model}: {layer}", outcome))
 

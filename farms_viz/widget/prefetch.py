@@ -15,9 +15,6 @@ from typing import Any
 
 from .contract import SLIDER_STEPS as STEPS
 
-# Grid of the provisional result shown while the exact one computes: k x k windows per layer.
-COARSE_WINDOWS_PER_DIM = 3
-
 
 def result_key(params: Mapping[str, Any]) -> tuple:
     """What decides a result: the windows (k only matters without a stride) and the fit.
@@ -64,21 +61,6 @@ def neighbours(params: Mapping[str, Any], limits: Mapping[str, Any]) -> list[dic
             if 1 <= value <= limits.get("windows_per_dim_max", 30):
                 out.append({**params, "windows_per_dim": value})
     return out
-
-
-def coarse(params: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The provisional stand-in: the same windows on a coarse k x k grid (None: no coarser one).
-
-    Examples
-    --------
-    >>> coarse(dict(window=64, q=1.0, windows_per_dim=10, stride=None, fit="median"))["windows_per_dim"]
-    3
-    >>> coarse(dict(window=64, q=1.0, windows_per_dim=3, stride=None, fit="median")) is None
-    True
-    """
-    if params["stride"] is None and int(params["windows_per_dim"]) <= COARSE_WINDOWS_PER_DIM:
-        return None
-    return {**params, "windows_per_dim": COARSE_WINDOWS_PER_DIM, "stride": None}
 
 
 class ResultStore:
