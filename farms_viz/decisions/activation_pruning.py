@@ -30,7 +30,7 @@ from .calibration import (
     layer_statistics,
     reiterable,
 )
-from .pruning import _check_sparsity, _report
+from .pruning import _check_sparsity, _report, _zeros
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _prune_with_calibration(model: nn.Module, sparsities: Mapping[str, float], c
     rows = []
     for target in layers:
         weight = target.weight
-        zeros = int((weight == 0).sum())
+        zeros = _zeros(weight)
         rows.append({"layer": target.name, "numel": weight.numel(), "pruned": counts[target.name], "zeros": zeros,
                      "target": targets[target.name], "reached": zeros / weight.numel() if weight.numel() else 0.0})
     return pruned, _report(rows)
@@ -371,5 +371,6 @@ def to_torch(model: nn.Module, masks: Mapping[str, torch.Tensor], *, inplace: bo
         part(combined[key][2]).copy_(mask.to(device=weight.device, dtype=torch.bool))
     for module, parameter, mask in combined.values():
         torch_prune.custom_from_mask(module, parameter, mask)
-        logger.debug("masked %s.%s: %d of %d kept", type(module).__name__, parameter, int(mask.sum()), mask.numel())
+        logger.debug("masked %s.%s: %d of %d kept", type(module).__name__, parameter, int(torch.count_nonzero(mask)),
+                     mask.numel())
     return target
