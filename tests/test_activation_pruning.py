@@ -98,6 +98,22 @@ def test_wanda_ties_go_by_position_as_in_a_stable_sort():
                        | (model[0].weight == 0))
 
 
+def test_wanda_rows_scored_in_blocks_give_the_same_mask(monkeypatch):
+    from farms_viz.decisions import activation_pruning
+
+    monkeypatch.setattr(activation_pruning, "WANDA_BLOCK_ENTRIES", 3 * 12 + 5)  # blocks of 3 rows: 3, 3, 1
+    torch.manual_seed(14)
+    model = nn.Sequential(nn.Linear(12, 7, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randint(-2, 3, (7, 12)).float())  # many equal scores, zeros among them
+    calibration = torch.randn(4, 12) * torch.tensor([1.0, 2.0] * 6)
+    for s in (0.25, 0.5, 0.75):
+        pruned, report = wanda(model, {"0": s}, calibration)
+        expected = _brute_force_wanda_zeros(model[0].weight, calibration, s) | (model[0].weight == 0)
+        assert torch.equal(pruned[0].weight == 0, expected)
+        assert int(report.iloc[0]["pruned"]) == 7 * int(s * 12)
+
+
 def test_wanda_later_layers_see_the_pruned_outputs_of_earlier_ones():
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 6))

@@ -29,6 +29,17 @@ def test_trims_only_after_the_slack_has_been_used(monkeypatch):
     assert len(trims) == 2
 
 
+def test_force_trims_within_the_slack(monkeypatch):
+    trims = []
+    monkeypatch.setattr(_memory, "_TRIM", lambda pad: trims.append(pad) or 1)
+    monkeypatch.setattr(_memory, "_resident_bytes", lambda: 100 * 2**20)
+    monkeypatch.setattr(_memory, "_resident_after_trim", 100 * 2**20)
+    _memory.release_free_memory()
+    assert trims == []
+    _memory.release_free_memory(force=True)
+    assert trims == [0]
+
+
 @pytest.mark.skipif(_memory._TRIM is None, reason="glibc only")
 def test_real_trim_runs_and_reads_the_resident_size():
     _memory.release_free_memory()

@@ -156,6 +156,36 @@ def test_the_model_and_its_gradients_are_unchanged_bit_for_bit(pruner):
     assert (frame["metric"] != dense).all()
 
 
+def test_the_working_copy_is_emptied_while_spectra_are_computed_and_reset_before_each_pruning(monkeypatch):
+    """The copy and the analysis' working set are never in memory at once; each pruning starts from the model."""
+    from farms_viz.decisions import tune as tune_module
+
+    model = _mlp()
+    evaluate, _ = _output_error(model)
+    copies, copy_sizes_during_analysis = [], []
+    analyze = tune_module.analyze
+
+    def watched_analyze(*args, **kwargs):
+        copy_sizes_during_analysis.append(sum(t.numel() for c in copies[:1] for t in c.state_dict().values()))
+        return analyze(*args, **kwargs)
+
+    def checked_evaluate(pruned):
+        copies.append(pruned)
+        for (name, value), dense in zip(pruned.state_dict().items(), model.state_dict().values()):
+            if name.endswith(".weight") and name[0] in "024":  # pruned: zeros where the model has none
+                assert (value == 0).sum() > (dense == 0).sum() and torch.equal(value[value != 0], dense[value != 0])
+            else:
+                assert torch.equal(value, dense), name
+        return evaluate(pruned)
+
+    monkeypatch.setattr(tune_module, "analyze", watched_analyze)
+    frame = farms_viz.tune(model, checked_evaluate, pruner="magnitude", target=0.5, windows=[8, 16],
+                           epsilons=[0.1, 0.3], progress=False)
+    assert len(frame) == len(copies) == 1 + 2 + 2 * 2 and len({id(c) for c in copies}) == 1
+    assert copy_sizes_during_analysis == [0, 0, 0]  # ESD and two FARMS settings, all after the uniform row
+    assert np.allclose(frame["sparsity"], 0.5, atol=1e-3)
+
+
 def test_the_best_row_is_the_lowest_metric_or_with_higher_is_better_the_highest():
     model = _mlp()
     evaluate, _ = _output_error(model)

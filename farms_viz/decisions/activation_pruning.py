@@ -30,7 +30,7 @@ from .calibration import (
     layer_statistics,
     reiterable,
 )
-from .pruning import _check_sparsity, _report
+from .pruning import _check_sparsity, _report, _zeros
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _prune_with_calibration(model: nn.Module, sparsities: Mapping[str, float], c
     rows = []
     for target in layers:
         weight = target.weight
-        zeros = int((weight == 0).sum())
+        zeros = _zeros(weight)
         rows.append({"layer": target.name, "numel": weight.numel(), "pruned": counts[target.name], "zeros": zeros,
                      "target": targets[target.name], "reached": zeros / weight.numel() if weight.numel() else 0.0})
     return pruned, _report(rows)
@@ -89,6 +89,11 @@ def _smallest_per_row(values: torch.Tensor, count: int) -> torch.Tensor:
     return below | (ties & (ties.cumsum(dim=1) <= count - below.sum(dim=1, keepdim=True)))
 
 
+# Wanda scores and selects this many weights at a time (rows of a layer, in blocks): its float64
+# scores and the selection's copies and indices stay a few MiB whatever the layer's size.
+WANDA_BLOCK_ENTRIES = 1 << 17
+
+
 @torch.no_grad()
 def _wanda_layer(weight: torch.Tensor, feature_norms: torch.Tensor, sparsity: float) -> int:
     """Zero the floor(s * in) lowest |W_ij| * ||X_j|| of each row of ``weight`` in place; ties by position."""
@@ -96,8 +101,11 @@ def _wanda_layer(weight: torch.Tensor, feature_norms: torch.Tensor, sparsity: fl
     count = int(sparsity * cols)
     if count == 0:
         return 0
-    score = weight.abs().to(torch.float64) * feature_norms
-    weight.masked_fill_(_smallest_per_row(score, count), 0.0)
+    step = max(1, WANDA_BLOCK_ENTRIES // cols)
+    for start in range(0, rows, step):  # each row is pruned on its own: blocks of rows give the same masks
+        block = weight[start:start + step]
+        score = block.to(torch.float64, copy=True).abs_().mul_(feature_norms)
+        block.masked_fill_(_smallest_per_row(score, count), 0.0)
     return count * rows
 
 
@@ -371,5 +379,6 @@ def to_torch(model: nn.Module, masks: Mapping[str, torch.Tensor], *, inplace: bo
         part(combined[key][2]).copy_(mask.to(device=weight.device, dtype=torch.bool))
     for module, parameter, mask in combined.values():
         torch_prune.custom_from_mask(module, parameter, mask)
-        logger.debug("masked %s.%s: %d of %d kept", type(module).__name__, parameter, int(mask.sum()), mask.numel())
+        logger.debug("masked %s.%s: %d of %d kept", type(module).__name__, parameter, int(torch.count_nonzero(mask)),
+                     mask.numel())
     return target

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -40,14 +41,23 @@ def _prune_tensor(weight: torch.Tensor, sparsity: float) -> int:
     magnitude = weight.detach().abs().reshape(-1).to(torch.float32)
     # O(n) selection instead of a full sort: everything below the count-th smallest |w|, then
     # as many entries equal to it as still needed, first by position (deterministic ties).
-    threshold = torch.kthvalue(magnitude.cpu(), count).values.to(magnitude.device)
+    # numpy's partition of one float32 copy finds it (torch.kthvalue would copy the values and
+    # allocate an int64 index per entry: three times the temporary memory).
+    smallest = np.partition(magnitude.numpy(force=True), count - 1)[count - 1]
+    threshold = torch.tensor(smallest, dtype=torch.float32, device=magnitude.device)
     mask = magnitude < threshold
-    needed = count - int(mask.sum())
+    needed = count - int(torch.count_nonzero(mask))  # a bool .sum() would make an int64 copy of the mask
     if needed > 0:
         ties = torch.nonzero(magnitude == threshold).squeeze(1)[:needed]
         mask[ties] = True
     weight.masked_fill_(mask.view(weight.shape), 0)
     return count
+
+
+def _zeros(weight: torch.Tensor) -> int:
+    """The number of zero entries, counted without a temporary the weight's size (``(w == 0).sum()``
+    makes a bool mask and an int64 copy of it)."""
+    return weight.numel() - int(torch.count_nonzero(weight))
 
 
 def magnitude(model: nn.Module, sparsities: Mapping[str, float], inplace: bool = False
@@ -99,7 +109,7 @@ def magnitude(model: nn.Module, sparsities: Mapping[str, float], inplace: bool =
     for name, s in targets.items():
         weight = resolve_layer(modules, name).weight()
         count = _prune_tensor(weight, s)
-        zeros = int((weight == 0).sum())
+        zeros = _zeros(weight)
         rows.append({"layer": name, "numel": weight.numel(), "pruned": count, "zeros": zeros, "target": s,
                      "reached": zeros / weight.numel() if weight.numel() else 0.0})
     return pruned, _report(rows)

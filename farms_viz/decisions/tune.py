@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..engine.analysis import Analysis, analyze
+from ..engine.memory import release_free_memory
 from ..engine.params import DEFAULT_WINDOWS_PER_DIM, FITS, AnalysisParams
 from ..engine.progress import ProgressCallback, progress_reporter
 from .activation_pruning import sparsegpt, wanda
@@ -179,18 +180,53 @@ def _check_layers(model: nn.Module, names: list[str], pruner: str) -> list[str]:
     return names
 
 
-def _restorer(original: nn.Module, working: nn.Module) -> Callable[[], None]:
-    """A function copying every parameter and buffer of ``original`` into ``working`` (same structure)."""
-    source = original.state_dict(keep_vars=True)
-    target = working.state_dict(keep_vars=True)
-    pairs = [(target[k], source[k]) for k in source if isinstance(source[k], torch.Tensor)]
+class _WorkingCopy:
+    """The copy of the model that is pruned and evaluated, reset from the model before each pruning.
+
+    Its parameters and buffers can be emptied (:meth:`release`) while spectra are computed and are
+    filled again from the model before the next pruning, so the copy and the analysis' working set
+    are never in memory at once. ``module`` stays the same object throughout.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.module = copy.deepcopy(model)
+        for parameter in self.module.parameters():
+            parameter.grad = None  # the copy needs no gradients (torch's Parameter copies none; a subclass might)
+        sources = dict(itertools.chain(model.named_parameters(remove_duplicate=False),
+                                       model.named_buffers(remove_duplicate=False)))
+        copies = itertools.chain(self.module.named_parameters(remove_duplicate=False),
+                                 self.module.named_buffers(remove_duplicate=False))
+        pairs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # a tied tensor once
+        for name, tensor in copies:
+            pairs.setdefault(id(tensor), (tensor, sources[name]))
+        self._pairs = list(pairs.values())
+        self._state = "pristine"  # "pristine", "used" (pruned or evaluated) or "released" (emptied)
 
     @torch.no_grad()
-    def restore() -> None:
-        for destination, value in pairs:
-            destination.copy_(value)
+    def prepare(self) -> nn.Module:
+        """The copy, equal to the model bit for bit: filled again if released, reset if used.
 
-    return restore
+        The heap is trimmed first: what the analysis, the last pruning and the last evaluation
+        freed would otherwise stay resident under the copy and the next pruning's temporaries.
+        """
+        release_free_memory(force=True)
+        if self._state == "released":
+            for destination, source in self._pairs:
+                destination.data = source.detach().clone(memory_format=torch.preserve_format)
+        elif self._state == "used":
+            for destination, source in self._pairs:
+                destination.copy_(source)
+        self._state = "used"
+        return self.module
+
+    def release(self) -> None:
+        """Empty every parameter and buffer of the copy and give the freed pages back to the OS."""
+        if self._state == "released":
+            return
+        for destination, _ in self._pairs:
+            destination.data = torch.empty(0, dtype=destination.dtype, device=destination.device)
+        self._state = "released"
+        release_free_memory(force=True)  # the analysis allocates on other threads, from other arenas
 
 
 def _metric(value: Any) -> float:
@@ -325,16 +361,18 @@ def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibratio
     only re-allocate. Settings whose sparsities come out identical (a window clamped to every
     layer, say) are pruned and evaluated once.
 
-    Memory: the model, one working copy (made once; after each setting every parameter and buffer
-    is copied back from the model) and the pruner's per-layer statistics. The model itself is only
-    read: its weights, gradients and training flags are bit-for-bit unchanged. Do not train it while
-    ``tune`` runs (the working copy is restored from it after every setting).
+    Memory: the model, one working copy (without gradients; before each pruning every parameter and
+    buffer is copied back from the model) and the pruner's per-layer statistics. While spectra are
+    computed the copy's tensors are emptied, so its memory and the analysis' are not needed at
+    once. The model itself is only read: its weights, gradients and training flags are bit-for-bit
+    unchanged. Do not train it while ``tune`` runs (the working copy is reset from it).
 
     Parameters
     ----------
     model : the trained model (an ``nn.Module``).
     evaluate : ``evaluate(pruned) -> float``, e.g. the perplexity on calibration text. It receives the
-        working copy, pruned: the same object every call (copy it to keep one).
+        working copy, pruned: the same object every call, reset before the next pruning (copy it to
+        keep one).
     calibration : model inputs for ``"wanda"`` and ``"sparsegpt"`` (as :func:`farms_viz.prune.wanda`
         takes them: a list of batches, or ``f(model)`` running the forward passes); a few thousand
         tokens at least (SparseGPT overfits a hundred). Not used by ``"magnitude"``.
@@ -433,10 +471,7 @@ def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibratio
     include = [_glob_literal(n) for n in names]
     groups_label = _groups_label(groups)
 
-    working = copy.deepcopy(model)
-    for parameter in working.parameters():
-        parameter.grad = None  # the copy needs no gradients: they would be a second copy's worth of memory
-    restore = _restorer(model, working)
+    working: _WorkingCopy | None = None  # made at the first pruning
     evaluated: dict[tuple, tuple[float, float]] = {}  # sparsities -> (metric, sparsity reached)
     rows: list[dict] = []
     stopped = False
@@ -446,6 +481,8 @@ def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibratio
                 stopped = True
                 break
             started = time.perf_counter()
+            if working is not None and plan.spectral.method != "uniform":
+                working.release()  # the copy is made again from the model after the spectra
             analysis = _analysis(model, plan.spectral, fit, include)
             clamped = _clamped_layers(analysis, plan.spectral)
             for target_value, epsilon in plan.allocations:
@@ -464,12 +501,11 @@ def tune(model: nn.Module, evaluate: Callable[[nn.Module], float], *, calibratio
                 else:
                     key = tuple(ratios.items())
                     if key not in evaluated:
-                        try:
-                            _, report_frame = prune_copy(working, ratios)
-                            overall = report_frame.set_index("layer").loc[OVERALL]
-                            evaluated[key] = (_metric(evaluate(working)), float(overall["reached"]))
-                        finally:
-                            restore()
+                        if working is None:
+                            working = _WorkingCopy(model)
+                        pruned, report_frame = prune_copy(working.prepare(), ratios)
+                        overall = report_frame.set_index("layer").loc[OVERALL]
+                        evaluated[key] = (_metric(evaluate(pruned)), float(overall["reached"]))
                     row["metric"], row["sparsity"] = evaluated[key]
                 row["seconds"] = time.perf_counter() - started
                 started = time.perf_counter()

@@ -46,15 +46,19 @@ def _resident_bytes() -> int | None:
         return None
 
 
-def release_free_memory() -> None:
+def release_free_memory(*, force: bool = False) -> None:
     """Return free heap pages to the OS once the resident size has grown by
-    ``HEAP_SLACK_BYTES`` since the last time (glibc only)."""
+    ``HEAP_SLACK_BYTES`` since the last time, or now with ``force=True`` (glibc only).
+
+    ``force`` is for a caller that has just freed a large working set and is about to start
+    another, on other threads (whose allocations come from other malloc arenas and cannot
+    reuse the freed pages)."""
     global _resident_after_trim
     if _TRIM is None:
         return
     with _lock:
         resident = _resident_bytes()
-        if resident is not None and resident <= _resident_after_trim + HEAP_SLACK_BYTES:
+        if not force and resident is not None and resident <= _resident_after_trim + HEAP_SLACK_BYTES:
             return
         _TRIM(0)
         _resident_after_trim = _resident_bytes() or 0
