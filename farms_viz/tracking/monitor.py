@@ -244,6 +244,9 @@ class Monitor:
             rows.set_exception(error)
             return
         analysis = analysed.result()
+        ready = None
+        if isinstance(analysis, tuple):  # from the analysis process: its rows come built
+            analysis, ready = analysis
         whole = [n for (n, method), spectrum in analysis.spectra.items()
                  if method == "farms" and spectrum.grid is not None and spectrum.grid.covers_whole_matrix]
         if whole:
@@ -251,12 +254,13 @@ class Monitor:
                             f"layer(s) ({', '.join(whole[:3])}{' ...' if len(whole) > 3 else ''}): FARMS "
                             "equals the standard ESD there; use a smaller window to sample them.")
         try:
-            rows.set_result(self._record(step, wall_time, analysis))
+            rows.set_result(self._record(step, wall_time, analysis, ready))
         except Exception as failure:
             rows.set_exception(failure)
 
-    def _record(self, step: Any, wall_time: float, analysis: Analysis) -> pd.DataFrame:
-        rows = analysis.to_pandas()
+    def _record(self, step: Any, wall_time: float, analysis: Analysis, rows: pd.DataFrame | None = None
+                ) -> pd.DataFrame:
+        rows = analysis.to_pandas() if rows is None else rows
         rows.insert(0, "step", step)
         rows.insert(1, "wall_time", wall_time)
         with self._lock:

@@ -166,7 +166,7 @@ class ProcessAnalysis:
     def submit(self, items: Sequence[LayerMatrix | SkippedLayer], tag: Any = None, *, when_full: str = "wait"
                ) -> tuple[Future, Any]:
         """Copy ``items``' weights into a free slot and queue them; returns the future of the
-        child's Analysis and the tag of a waiting job it displaced (``when_full="latest"``)."""
+        child's (Analysis, rows) and the tag of a waiting job it displaced (``when_full="latest"``)."""
         layout = _Layout(items)
         future: Future = Future()
         with self._changed:
@@ -335,7 +335,7 @@ def _sigint_ignored():
 # --- child side -------------------------------------------------------------------------
 
 def _serve(connection: Any, params: AnalysisParams, nice: int) -> None:
-    """The child's loop: receive slots and jobs, send back (slot, ok, Analysis or error)."""
+    """The child's loop: receive slots and jobs, send back (slot, ok, (Analysis, its to_pandas() rows) or error)."""
     # Jupyter's Interrupt (and Ctrl-C in a terminal) sends SIGINT to the whole process group: it is
     # meant for the training loop, not for this worker, which would die and leave the Monitor broken.
     # The parent stops the child by closing the pipe (or terminate()), never by SIGINT.
@@ -373,11 +373,12 @@ def _serve(connection: Any, params: AnalysisParams, nice: int) -> None:
             private = {id(c.weight) for c in previous._copies.values()} if previous is not None else set()
             snapshot.share_unchanged(previous)
             analysis = analyze_here(snapshot, params)
+            rows = analysis.to_pandas()  # built here, not on the training process's interpreter lock
             # the slot is reused once this job is answered: keep a private copy for the next comparison
             previous = WeightSnapshot([item if isinstance(item, SkippedLayer) or id(item.weight) in private
                                        else _Copy(item.name, item.kind, item.weight.clone())
                                        for item in snapshot._items])
-            reply: tuple = (slot, True, analysis)
+            reply: tuple = (slot, True, (analysis, rows))
         except Exception as error:
             reply = (slot, False, RuntimeError(f"{type(error).__name__}: {error}"))
         try:
