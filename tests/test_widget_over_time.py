@@ -238,7 +238,7 @@ def test_save_html_over_a_monitor_writes_the_time_view_and_never_follows_a_link(
     assert f'"step":{steps[-1]}' in page.replace(" ", "")
     panels = explorer.save_html(tmp_path / "panels.html", view="panels").read_text(encoding="utf-8")
     assert "farms_viz report" in panels
-    with pytest.raises(ValueError, match="'panels' or 'time'"):
+    with pytest.raises(ValueError, match="'panels', 'time' or 'comparison'"):
         explorer.save_html(tmp_path / "x.html", view="spectra")
     target = tmp_path / "keep.txt"
     target.write_text("mine")
@@ -246,3 +246,21 @@ def test_save_html_over_a_monitor_writes_the_time_view_and_never_follows_a_link(
     with pytest.raises(Exception, match="link"):
         explorer.save_html(tmp_path / "link.html")
     assert target.read_text() == "mine"
+
+
+def test_save_html_of_several_models_writes_the_comparison_offline(pair, tmp_path):
+    _, _, explorer = pair
+    _as_front_end(explorer, selected_layer="1", view_method="esd")
+    page = explorer.save_html(tmp_path / "compare.html").read_text(encoding="utf-8")
+    assert "base vs tuned (spectra of layer 1)" in page
+    assert "cdn.jsdelivr" not in page and "<script" in page  # vega inlined: opens offline
+    shown = {(r["model"], r["layer"], r["method"]) for r in explorer._comparison["datasets"]["models_layers"]}
+    for model, layer, method in shown:
+        assert f'"model":"{model}","layer":"{layer}","method":"{method}"' in page.replace(" ", "")
+    assert '"value":"esd"' in page.replace(" ", "")  # opens on the method on screen
+    single = Explorer(nn.Linear(8, 8), window=4, windows_per_dim=2)
+    try:
+        with pytest.raises(ValueError, match="Explorer of several models"):
+            single.save_html(tmp_path / "x.html", view="comparison")
+    finally:
+        single.close()

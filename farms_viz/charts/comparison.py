@@ -90,7 +90,7 @@ def comparison_datasets(comparison: Comparison, layer: str | None) -> dict[str, 
             "models_xmin": records(pd.DataFrame(marks, columns=["model", "method", "xmin", "alpha"]), digits=5)}
 
 
-def models_alpha_chart(names: list[str], layer_count: int) -> alt.TopLevelMixin:
+def models_alpha_chart(names: list[str], layer_count: int) -> alt.LayerChart:
     """Each model's alpha per layer (model order), side by side, for the ``view_method`` method; the
     selected layer's points larger and outlined.
 
@@ -140,7 +140,7 @@ def alpha_delta_chart(names: list[str], layer_count: int) -> alt.Chart:
                  title=f"change in alpha per layer from {names[0]} (sorted)")
 
 
-def overlaid_spectra_chart(names: list[str]) -> alt.TopLevelMixin:
+def overlaid_spectra_chart(names: list[str]) -> alt.LayerChart:
     """The selected layer's eigenvalue density from each model on one log-log axis (raw eigenvalues:
     the same layer and windows in every model), each fit's xmin dotted.
 
@@ -177,3 +177,44 @@ def comparison_specs(names: list[str], layer_count: int) -> dict[str, dict]:
         spec["datasets"] = {name: [] for name in DATASETS if f'"{name}"' in str(spec).replace("'", '"')}
         specs[panel] = spec
     return specs
+
+
+def comparison_chart(comparison: Comparison, layer: str | None = None, method: str = "farms") -> alt.VConcatChart:
+    """The three comparison panels as one chart that carries its rows (a static page's), with a
+    method switch; ``layer``: whose spectra are overlaid (default: the largest change in alpha).
+
+    Examples
+    --------
+    >>> import copy, torch, torch.nn as nn, farms_viz
+    >>> base = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 32))
+    >>> tuned = copy.deepcopy(base)
+    >>> with torch.no_grad():
+    ...     _ = tuned[1].weight.mul_(3)
+    >>> spec = comparison_chart(farms_viz.compare({"base": base, "tuned": tuned}, window=16,
+    ...                                           progress=False)).to_dict()
+    >>> sorted(spec["datasets"])
+    ['models_delta', 'models_layers', 'models_spectra', 'models_xmin']
+    """
+    if method not in METHOD_LABELS:
+        raise ValueError(f"method must be one of {list(METHOD_LABELS)}; got {method!r}")
+    names = comparison.names
+    if layer is None and comparison.layers:
+        changes = comparison.delta(names[0], names[-1], method=method)
+        finite = changes[np.isfinite(changes["delta"])]
+        layer = str(finite.loc[finite["delta"].abs().idxmax(), "layer"]) if len(finite) else comparison.layers[0]
+    elif layer is not None and layer not in comparison.layers:
+        raise ValueError(f"layer {layer!r} is not in every model; choose one of {comparison.layers[:8]}")
+    switch = alt.binding_radio(options=list(METHOD_LABELS), labels=list(METHOD_LABELS.values()), name="method ")
+    chart = alt.vconcat(models_alpha_chart(names, len(comparison.layers)).properties(
+                            title="alpha per layer, each model (outlined: the layer whose spectra are below)"),
+                        alt.hconcat(alpha_delta_chart(names, len(comparison.layers)), overlaid_spectra_chart(names)),
+                        spacing=24)
+    return chart.add_params(alt.param(name=VIEW_METHOD, value=method, bind=switch),
+                            alt.param(name=SELECTED, value=layer)).properties(
+        datasets=comparison_datasets(comparison, layer),
+        title=f"farms_viz: {' vs '.join(names)} (spectra of layer {layer})")
+
+
+def comparison_html(comparison: Comparison, layer: str | None = None, method: str = "farms") -> str:
+    """:func:`comparison_chart` as one self-contained HTML page (vega inlined, opens offline)."""
+    return comparison_chart(comparison, layer, method).to_html(inline=True)

@@ -446,11 +446,31 @@ class Explorer(TuneTab, anywidget.AnyWidget):
 
         ``view``: "panels" writes the panels on screen (alpha per layer, alpha against aspect
         ratio, the spectrum, the table); "time", for an ``Explorer(monitor)``, writes alpha over
-        every recorded step (the page ``farms-viz report`` makes for several checkpoints). The
-        default is "time" over a Monitor, else "panels".
+        every recorded step (the page ``farms-viz report`` makes for several checkpoints);
+        "comparison", for an Explorer of several models, writes the models side by side (alphas,
+        the change per layer, the selected layer's spectra). The default is "time" over a
+        Monitor, "comparison" over several models, else "panels".
         """
         if view is None:
-            view = "time" if isinstance(self._view, Timeline) else "panels"
+            view = ("time" if isinstance(self._view, Timeline) else
+                    "comparison" if isinstance(self._view, ModelsView) else "panels")
+        if view == "comparison":
+            if not isinstance(self._view, ModelsView):
+                raise ValueError("view='comparison' needs an Explorer of several models, Explorer({name: model}); "
+                                 "use view='panels' here")
+            from ..charts.comparison import comparison_html
+            from ..safe_output import check_target, write_atomically
+
+            self.wait()
+            comparison = self._view.comparison
+            if comparison is None:
+                raise RuntimeError("nothing compared yet: wait for the first run (explorer.wait())")
+            target = check_target(path)
+            page = comparison_html(comparison, self.selected_layer if self.selected_layer in comparison.layers
+                                   else None, self.view_method if self.view_method in ("esd", "farms") else "farms"
+                                   ).encode("utf-8")
+            write_atomically({target: lambda f: f.write(page)})
+            return target
         if view == "time":
             if not isinstance(self._view, Timeline):
                 raise ValueError("view='time' needs an Explorer over a Monitor, Explorer(monitor); "
@@ -462,7 +482,7 @@ class Explorer(TuneTab, anywidget.AnyWidget):
                 raise RuntimeError("the Monitor has recorded no step yet: call monitor.step() first")
             return save_time_view(history, path)
         if view != "panels":
-            raise ValueError(f"view must be 'panels' or 'time'; got {view!r}")
+            raise ValueError(f"view must be 'panels', 'time' or 'comparison'; got {view!r}")
         return export.save_html(self._require_analysis(), path, selected_layer=self.selected_layer,
                                 spectrum_units=self.spectrum_units, spectrum_methods=self.spectrum_methods)
 
