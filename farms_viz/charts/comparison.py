@@ -90,7 +90,7 @@ def comparison_datasets(comparison: Comparison, layer: str | None) -> dict[str, 
             "models_xmin": records(pd.DataFrame(marks, columns=["model", "method", "xmin", "alpha"]), digits=5)}
 
 
-def models_alpha_chart(names: list[str], layer_count: int) -> alt.LayerChart:
+def models_alpha_chart(names: list[str], layer_count: int) -> alt.TopLevelMixin:
     """Each model's alpha per layer (model order), side by side, for the ``view_method`` method; the
     selected layer's points larger and outlined.
 
@@ -140,7 +140,7 @@ def alpha_delta_chart(names: list[str], layer_count: int) -> alt.Chart:
                  title=f"change in alpha per layer from {names[0]} (sorted)")
 
 
-def overlaid_spectra_chart(names: list[str]) -> alt.LayerChart:
+def overlaid_spectra_chart(names: list[str]) -> alt.TopLevelMixin:
     """The selected layer's eigenvalue density from each model on one log-log axis (raw eigenvalues:
     the same layer and windows in every model), each fit's xmin dotted.
 
@@ -205,10 +205,10 @@ def comparison_chart(comparison: Comparison, layer: str | None = None, method: s
     elif layer is not None and layer not in comparison.layers:
         raise ValueError(f"layer {layer!r} is not in every model; choose one of {comparison.layers[:8]}")
     switch = alt.binding_radio(options=list(METHOD_LABELS), labels=list(METHOD_LABELS.values()), name="method ")
-    chart = alt.vconcat(models_alpha_chart(names, len(comparison.layers)).properties(
-                            title="alpha per layer, each model (outlined: the layer whose spectra are below)"),
-                        alt.hconcat(alpha_delta_chart(names, len(comparison.layers)), overlaid_spectra_chart(names)),
-                        spacing=24)
+    alphas: Any = models_alpha_chart(names, len(comparison.layers)).properties(
+        title="alpha per layer, each model (outlined: the layer whose spectra are below)")
+    spectra: Any = overlaid_spectra_chart(names)
+    chart = alt.vconcat(alphas, alt.hconcat(alpha_delta_chart(names, len(comparison.layers)), spectra), spacing=24)
     return chart.add_params(alt.param(name=VIEW_METHOD, value=method, bind=switch),
                             alt.param(name=SELECTED, value=layer)).properties(
         datasets=comparison_datasets(comparison, layer),
