@@ -30,3 +30,19 @@ export function button(name, text, title) {
   node.title = title;
   return node;
 }
+
+/**
+ * Subscribe handlers to model events; keys may name several events separated by spaces
+ * ("change:a change:b"). Returns the function that unsubscribes them all.
+ * @param {{on: (event: string, f: () => void) => void, off: (event: string, f: () => void) => void}} model
+ * @param {Object<string, () => void>} handlers
+ * @returns {() => void}
+ */
+export function listen(model, handlers) {
+  const pairs = Object.entries(handlers).flatMap(([events, handler]) =>
+    events.split(" ").map((event) => /** @type {[string, () => void]} */ ([event, handler])));
+  for (const [event, handler] of pairs) model.on(event, handler);
+  return () => {
+    for (const [event, handler] of pairs) model.off(event, handler);
+  };
+}

@@ -6,6 +6,7 @@
 // switching sends no rows. The kernel re-analyses every model when a slider moves.
 import { ChartPanel } from "./charts.js";
 import { COMPARISON_PANELS, METHOD_LABELS } from "./contract.js";
+import { listen } from "./dom.js";
 import { segmented } from "./views.js";
 
 const CAPTIONS = {
@@ -104,14 +105,11 @@ export function createComparison(model, select, dark) {
     for (const panel of Object.values(panels)) panel.setSelected(model.get("selected_layer"));
   }
 
-  const handlers = {
+  const stopListening = listen(model, {
     "change:_comparison": drawData,
     "change:view_method change:shown_model": drawChoice,
     "change:selected_layer": drawSelection,
-  };
-  for (const [events, handler] of Object.entries(handlers)) {
-    for (const event of events.split(" ")) model.on(event, handler);
-  }
+  });
   drawData();
 
   return {
@@ -119,9 +117,7 @@ export function createComparison(model, select, dark) {
     sync: drawData,
     retheme() { for (const panel of Object.values(panels)) panel.specKey = null; drawData(); },
     dispose() {
-      for (const [events, handler] of Object.entries(handlers)) {
-        for (const event of events.split(" ")) model.off(event, handler);
-      }
+      stopListening();
       for (const panel of Object.values(panels)) panel.dispose();
     },
   };

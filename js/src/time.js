@@ -7,6 +7,7 @@
 // method and selected layer are Vega parameters, so scrubbing sends no rows.
 import { ChartPanel } from "./charts.js";
 import { METHOD_LABELS, TIMELINE_PANEL } from "./contract.js";
+import { listen } from "./dom.js";
 import { analysedLayers, createLayerPicker, segmented } from "./views.js";
 
 const CAPTION = "Top: the mean α over the layers per method at each recorded step. Below: every layer's α for the chosen " +
@@ -140,14 +141,11 @@ export function createTimeline(model, select, dark) {
     element.dataset.layers = String(analysedLayers(model.get("_table")).length);
   }
 
-  const handlers = {
+  const stopListening = listen(model, {
     "change:_timeline": drawData,
     "change:step change:follow_latest change:view_method": drawStep,
     "change:selected_layer change:_table": drawSelection,
-  };
-  for (const [events, handler] of Object.entries(handlers)) {
-    for (const event of events.split(" ")) model.on(event, handler);
-  }
+  });
   drawData();
   drawStep();
   drawSelection();
@@ -158,9 +156,7 @@ export function createTimeline(model, select, dark) {
     /** Redraw in the page's theme. */
     retheme() { chart.specKey = null; drawData(); },
     dispose() {
-      for (const [events, handler] of Object.entries(handlers)) {
-        for (const event of events.split(" ")) model.off(event, handler);
-      }
+      stopListening();
       chart.dispose();
     },
   };

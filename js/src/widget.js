@@ -14,7 +14,7 @@ import { createStatus } from "./status.js";
 import { createTable } from "./table.js";
 import { createTuneTab } from "./tune.js";
 import { analysedLayers, createLayerPicker, createSpectrumOptions, stepLayer } from "./views.js";
-import { element } from "./dom.js";
+import { element, listen } from "./dom.js";
 
 export const ROOT_CLASS = "farms-viz";
 const CAPTIONS = {
@@ -238,7 +238,7 @@ function render({ model, el }) {
     }
   }
 
-  const handlers = {
+  const stopListening = listen(model, {
     "change:status change:progress change:_running change:_estimate change:_results_for change:_provisional change:_partial change:error change:window change:q change:windows_per_dim change:stride change:fit": status.sync,
     "change:error change:_notice": drawMessages,
     "change:_specs": drawSpecs,
@@ -248,10 +248,7 @@ function render({ model, el }) {
     "change:spectrum_units change:spectrum_methods": drawView,
     "change:window change:q change:windows_per_dim change:stride change:fit change:_limits change:_results_for": controls.sync,
     "change:target change:epsilon change:groups change:alphas_from change:allocation_path change:sweep_windows change:sweep_status change:_sweep_running change:_allocation_note change:_limits change:tune_pruner change:tune_target change:tune_windows change:tune_epsilons change:tune_status change:_tune_running change:_tune change:_specs": drawExtras,
-  };
-  for (const [events, handler] of Object.entries(handlers)) {
-    for (const event of events.split(" ")) model.on(event, handler);
-  }
+  });
 
   // JupyterLab flips the attribute while it swaps the theme's style sheets: redraw once it settles
   let themeTimer = null;
@@ -279,9 +276,7 @@ function render({ model, el }) {
   return () => {
     observer.disconnect();
     clearTimeout(themeTimer);
-    for (const [events, handler] of Object.entries(handlers)) {
-      for (const event of events.split(" ")) model.off(event, handler);
-    }
+    stopListening();
     status.dispose();
     controls.dispose();
     for (const part of extras) part.dispose();
