@@ -200,3 +200,17 @@ def write_atomically(writers: Mapping[Path, Callable[[BinaryIO], object]]) -> No
                 os.unlink(temp)
             except FileNotFoundError:
                 pass
+
+
+def write_file(path: str | os.PathLike, data: bytes) -> Path:
+    """:func:`check_target` then :func:`write_atomically` for one file of ``data``; returns its path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> write_file(Path(tempfile.mkdtemp()) / "page.html", b"<p>hi</p>").read_bytes()
+    b'<p>hi</p>'
+    """
+    target = check_target(path)
+    write_atomically({target: lambda f: f.write(data)})
+    return target

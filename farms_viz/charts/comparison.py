@@ -8,6 +8,8 @@ method drawn and ``selected_layer`` the highlighted layer, without new rows.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -218,3 +220,12 @@ def comparison_chart(comparison: Comparison, layer: str | None = None, method: s
 def comparison_html(comparison: Comparison, layer: str | None = None, method: str = "farms") -> str:
     """:func:`comparison_chart` as one self-contained HTML page (vega inlined, opens offline)."""
     return comparison_chart(comparison, layer, method).to_html(inline=True)
+
+
+def save_comparison(comparison: Comparison, path: str | os.PathLike, layer: str | None = None,
+                    method: str = "farms") -> Path:
+    """Write :func:`comparison_html` to ``path`` (UTF-8, atomically; never onto a device, folder
+    or link); returns the path."""
+    from ..safe_output import write_file
+
+    return write_file(path, comparison_html(comparison, layer, method).encode("utf-8"))

@@ -194,9 +194,6 @@ def save_time_view(history: pd.DataFrame, path: str | os.PathLike, title: str = 
                    subtitle: str | None = None) -> Path:
     """Write :func:`time_view_html` to ``path`` (UTF-8, atomically; never onto a device, folder
     or link); returns the path."""
-    from ..safe_output import check_target, write_atomically
+    from ..safe_output import write_file
 
-    target = check_target(path)
-    page = time_view_html(history, title, subtitle).encode("utf-8")
-    write_atomically({target: lambda f: f.write(page)})
-    return target
+    return write_file(path, time_view_html(history, title, subtitle).encode("utf-8"))

@@ -458,19 +458,14 @@ class Explorer(TuneTab, anywidget.AnyWidget):
             if not isinstance(self._view, ModelsView):
                 raise ValueError("view='comparison' needs an Explorer of several models, Explorer({name: model}); "
                                  "use view='panels' here")
-            from ..charts.comparison import comparison_html
-            from ..safe_output import check_target, write_atomically
+            from ..charts.comparison import save_comparison
 
             self.wait()
             comparison = self._view.comparison
             if comparison is None:
                 raise RuntimeError("nothing compared yet: wait for the first run (explorer.wait())")
-            target = check_target(path)
-            page = comparison_html(comparison, self.selected_layer if self.selected_layer in comparison.layers
-                                   else None, self.view_method if self.view_method in ("esd", "farms") else "farms"
-                                   ).encode("utf-8")
-            write_atomically({target: lambda f: f.write(page)})
-            return target
+            layer = self.selected_layer if self.selected_layer in comparison.layers else None
+            return save_comparison(comparison, path, layer, self.view_method)
         if view == "time":
             if not isinstance(self._view, Timeline):
                 raise ValueError("view='time' needs an Explorer over a Monitor, Explorer(monitor); "

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..engine.analysis import Analysis
-from ..safe_output import check_target, write_atomically
+from ..safe_output import check_target, write_atomically, write_file
 from .state import explorer_state
 
 STATIC = Path(__file__).parent / "static"
@@ -168,10 +168,7 @@ def save_html(analysis: Analysis, path: str | Path, selected_layer: str | None =
     >>> out.suffix
     '.html'
     """
-    target = check_target(path)
-    page = analysis_html(analysis, selected_layer, **view).encode("utf-8")
-    write_atomically({target: lambda f: f.write(page)})
-    return target
+    return write_file(path, analysis_html(analysis, selected_layer, **view).encode("utf-8"))
 
 
 def save_png(analysis: Analysis, path: str | Path, selected_layer: str | None = None, scale: float = 2.0,
@@ -196,7 +193,5 @@ def save_png(analysis: Analysis, path: str | Path, selected_layer: str | None = 
 
     spec = report_chart(analysis, selected_layer, units=spectrum_units, methods=spectrum_methods).to_dict(
         validate=False)
-    target = check_target(path)
-    image = vl_convert.vegalite_to_png(spec, scale=scale)
-    write_atomically({target: lambda f: f.write(image)})
-    return target
+    check_target(path)  # before the rendering, which takes a while
+    return write_file(path, vl_convert.vegalite_to_png(spec, scale=scale))
