@@ -203,7 +203,7 @@ class Monitor:
             analysis = analyze(self.model, progress=False, device=self.device, include=self.include,
                                exclude=self.exclude, **self.params.as_dict())
             done: Future = Future()
-            done.set_result(self._record(key, wall_time, analysis))
+            done.set_result(self._record(key, wall_time, analysis, analysis.to_pandas()))
             return done
         if self.when_busy == "drop" and not self._worker.has_room():
             self._drop(key, "was not recorded (and no copy was made)")
@@ -221,13 +221,14 @@ class Monitor:
             self._drop(displaced, f"was replaced by step {key}'s (not recorded)")
         return rows
 
-    def _analyse_here(self, snapshot: WeightSnapshot) -> Analysis:
-        """The thread worker's job: the snapshot's analysis, unchanged layers taken from the previous one."""
+    def _analyse_here(self, snapshot: WeightSnapshot) -> tuple[Analysis, pd.DataFrame]:
+        """The thread worker's job: the snapshot's analysis (unchanged layers taken from the previous
+        one) and its rows, as the analysis process returns them."""
         snapshot.share_unchanged(self._previous)
         self._previous = None  # free the older copy before the analysis allocates
         analysis = analyze_here(snapshot, self.params, self.device)
         self._previous = snapshot
-        return analysis
+        return analysis, analysis.to_pandas()
 
     def _finish(self, analysed: Future, step: Any, wall_time: float, rows: Future) -> None:
         """Record a finished analysis (on the worker's thread), or its failure."""
@@ -243,10 +244,7 @@ class Monitor:
                             f"{error}); later steps are still analysed, failures are in monitor.errors")
             rows.set_exception(error)
             return
-        analysis = analysed.result()
-        ready = None
-        if isinstance(analysis, tuple):  # from the analysis process: its rows come built
-            analysis, ready = analysis
+        analysis, ready = analysed.result()  # the worker built the rows too
         whole = [n for (n, method), spectrum in analysis.spectra.items()
                  if method == "farms" and spectrum.grid is not None and spectrum.grid.covers_whole_matrix]
         if whole:
@@ -258,9 +256,7 @@ class Monitor:
         except Exception as failure:
             rows.set_exception(failure)
 
-    def _record(self, step: Any, wall_time: float, analysis: Analysis, rows: pd.DataFrame | None = None
-                ) -> pd.DataFrame:
-        rows = analysis.to_pandas() if rows is None else rows
+    def _record(self, step: Any, wall_time: float, analysis: Analysis, rows: pd.DataFrame) -> pd.DataFrame:
         rows.insert(0, "step", step)
         rows.insert(1, "wall_time", wall_time)
         with self._lock:
