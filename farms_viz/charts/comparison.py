@@ -187,13 +187,9 @@ def comparison_chart(comparison: Comparison, layer: str | None = None, method: s
 
     Examples
     --------
-    >>> import copy, torch, torch.nn as nn, farms_viz
-    >>> base = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 32))
-    >>> tuned = copy.deepcopy(base)
-    >>> with torch.no_grad():
-    ...     _ = tuned[1].weight.mul_(3)
-    >>> spec = comparison_chart(farms_viz.compare({"base": base, "tuned": tuned}, window=16,
-    ...                                           progress=False)).to_dict()
+    >>> import torch.nn as nn, farms_viz
+    >>> model = nn.Linear(64, 32)
+    >>> spec = comparison_chart(farms_viz.compare({"a": model, "b": model}, window=16, progress=False)).to_dict()
     >>> sorted(spec["datasets"])
     ['models_delta', 'models_layers', 'models_spectra', 'models_xmin']
     """
