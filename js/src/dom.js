@@ -32,8 +32,8 @@ export function button(name, text, title) {
 }
 
 /**
- * Subscribe handlers to model events; keys may name several events separated by spaces
- * ("change:a change:b"). Returns the function that unsubscribes them all.
+ * Subscribe handlers to model events; a key may name several events, separated by spaces
+ * (as the views' handler tables do). Returns the function that unsubscribes them all.
  * @param {{on: (event: string, f: () => void) => void, off: (event: string, f: () => void) => void}} model
  * @param {Object<string, () => void>} handlers
  * @returns {() => void}
